@@ -1,0 +1,1 @@
+"""Inference: the Python ``predict`` API (and, later, corpus-scale batch inference)."""

@@ -1,0 +1,135 @@
+"""``load(DIR).predict([...])``: typed predictions from a trained rustance model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rustance.labels import SENTIMENTS, STANCES, Topic
+from rustance.metrics import Labels
+from rustance.model import encode, load_checkpoint
+from rustance.text import split_sentences
+
+
+@dataclass
+class TopicStance:
+    """The stance a sentence takes toward one topic."""
+
+    topic: str
+    probability: float  # that the sentence is about the topic
+    stance: str
+    stance_probabilities: dict[str, float]
+
+
+@dataclass
+class SentencePrediction:
+    """Everything rustance says about one sentence."""
+
+    text: str
+    topics: list[TopicStance]  # topics the sentence is about, most probable first
+    sentiment: str
+    sentiment_probabilities: dict[str, float]
+    start: int | None = None  # offsets in the document (predict_document only)
+    end: int | None = None
+    all_topics: list[TopicStance] = field(default_factory=list, repr=False)  # every topic, any probability
+
+    def to_labels(self) -> Labels:
+        """The prediction in the shape used by :mod:`rustance.metrics`."""
+        return Labels(
+            topics={t.topic: t.stance for t in self.topics},
+            sentiment=self.sentiment,
+            stance_for={t.topic: t.stance for t in self.all_topics},
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "topics": {t.topic: {"stance": t.stance, "probability": round(t.probability, 4),
+                                 "stance_probabilities": {k: round(v, 4) for k, v in t.stance_probabilities.items()}}
+                       for t in self.topics},
+            "sentiment": self.sentiment,
+            "sentiment_probabilities": {k: round(v, 4) for k, v in self.sentiment_probabilities.items()},
+        }
+
+
+class Classifier:
+    """A trained rustance model ready for prediction (CPU by default, no gradients)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 32, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = device
+        self.settings = model.config.rustance
+        self.topics = tuple(Topic(t["id"], t.get("description", "")) for t in self.settings["topics"])
+        self.thresholds = self.settings.get("thresholds") or {}
+
+    @classmethod
+    def load(cls, path: str | Path, batch_size: int = 32, device: str = "cpu") -> "Classifier":
+        model, tokenizer = load_checkpoint(path)
+        return cls(model, tokenizer, batch_size=batch_size, device=device)
+
+    @torch.inference_mode()
+    def _probabilities(self, texts: list[str], contexts: list[str] | None):
+        """Topic, stance and sentiment probabilities, batched by similar length."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(contexts[i] if contexts else ""))
+        topic = torch.empty(len(texts), len(self.topics))
+        stance = torch.empty(len(texts), len(self.topics), len(STANCES))
+        sentiment = torch.empty(len(texts), len(SENTIMENTS))
+        for begin in range(0, len(order), self.batch_size):
+            idx = order[begin : begin + self.batch_size]
+            batch = encode(self.tokenizer, [texts[i] for i in idx],
+                           [contexts[i] for i in idx] if contexts else None, self.settings)
+            out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            topic[idx] = torch.sigmoid(out["topic_logits"]).float().cpu()
+            stance[idx] = torch.softmax(out["stance_logits"], -1).float().cpu()
+            sentiment[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
+        return topic, stance, sentiment
+
+    def predict(self, texts: str | list[str], contexts: list[str] | None = None) -> list[SentencePrediction]:
+        """Label sentences; ``contexts`` (the previous sentence of each) is optional."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("predict() takes a string or a list of strings")
+        if contexts is not None and len(contexts) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
+        if not texts:
+            return []
+        topic, stance, sentiment = self._probabilities(list(texts), contexts)
+        results = []
+        for i, text in enumerate(texts):
+            every = []
+            for j, t in enumerate(self.topics):
+                probs = {s: float(stance[i, j, k]) for k, s in enumerate(STANCES)}
+                every.append(TopicStance(t.id, float(topic[i, j]), max(probs, key=probs.get), probs))
+            chosen = [ts for ts in every if ts.probability >= self.thresholds.get(ts.topic, 0.5)]
+            sent_probs = {s: float(sentiment[i, k]) for k, s in enumerate(SENTIMENTS)}
+            results.append(SentencePrediction(
+                text=text,
+                topics=sorted(chosen, key=lambda ts: -ts.probability),
+                sentiment=max(sent_probs, key=sent_probs.get),
+                sentiment_probabilities=sent_probs,
+                all_topics=every,
+            ))
+        return results
+
+    def predict_document(self, text: str) -> list[SentencePrediction]:
+        """Split Russian text into sentences (razdel) and label each, with offsets and context."""
+        if not isinstance(text, str):
+            raise TypeError("predict_document() takes a string")
+        sentences = split_sentences(text)
+        contexts = [""] + [s.text for s in sentences[:-1]]
+        predictions = self.predict([s.text for s in sentences], contexts)
+        for sentence, prediction in zip(sentences, predictions):
+            prediction.start, prediction.end = sentence.start, sentence.end
+        return predictions
+
+
+def load(path: str | Path, batch_size: int = 32, device: str = "cpu") -> Classifier:
+    """Load a trained rustance model folder."""
+    return Classifier.load(path, batch_size=batch_size, device=device)

@@ -1,0 +1,15 @@
+"""rustance: stance toward topics and sentiment in Russian political news."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["load", "Classifier", "SentencePrediction", "TopicStance", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import rustance` stays cheap; torch and transformers load on first use.
+    if name in ("load", "Classifier", "SentencePrediction", "TopicStance"):
+        from rustance.inference import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'rustance' has no attribute {name!r}")

@@ -1,0 +1,133 @@
+"""The ``rustance`` command line: train, evaluate, predict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Stance toward topics and sentiment in Russian political news.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Option(help="YAML config (see configs/)")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a field: section.field=value (repeatable)")] = [],
+) -> None:
+    """Fine-tune an encoder on labelled JSONL records; the best dev checkpoint is saved."""
+    from rustance.config import ConfigError, load_config
+    from rustance.model import ModelLoadError
+    from rustance.records import DataError
+
+    try:
+        cfg = load_config(config, set_)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _quiet_transformers()
+    from rustance.train.trainer import train as run_training
+
+    try:
+        run_training(cfg, log=lambda m: console.print(m, highlight=False))
+    except (DataError, ModelLoadError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _headline_table(summary: dict) -> Table:
+    heads = summary["headline"]
+    keys = list(next(iter(heads.values())))
+    table = Table(title=f"macro-F1 on {summary['data']} ({summary['n_sentences']} sentences)")
+    table.add_column("system")
+    for key in keys:
+        table.add_column(key.replace("_macro_f1", ""), justify="right")
+    for name, values in heads.items():
+        table.add_row(name, *(f"{values[k]:.3f}" for k in keys))
+    return table
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="trained model folder")],
+    data: Annotated[Path, typer.Option(help="labelled JSONL file")],
+    out: Annotated[Optional[Path], typer.Option(help="report folder (default: MODEL/eval-<data name>)")] = None,
+    train_file: Annotated[Optional[Path], typer.Option("--train", help="training file for the TF-IDF baseline "
+                                                       "(default: the one in the model's training_config.yaml)")] = None,
+    corpora: Annotated[Optional[Path], typer.Option(help="corpus folder for stand-off records")] = None,
+) -> None:
+    """Score the model and two baselines; write metrics.json, report.md and PNG plots."""
+    from rustance.model import ModelLoadError
+    from rustance.records import DataError
+
+    _quiet_transformers()
+    from rustance.train.evaluate import run_evaluation
+
+    out = out or model / f"eval-{data.stem}"
+    try:
+        summary = run_evaluation(model, data, out, train_file=train_file, corpora_dir=corpora,
+                                 log=lambda m: console.print(m, highlight=False))
+    except (DataError, ModelLoadError) as exc:
+        _fail(str(exc))
+    out_console = Console()
+    out_console.print(_headline_table(summary))
+    detail = summary["systems"]["model"]["metrics"]
+    for task in ("stance", "sentiment"):
+        table = Table(title=f"model: {task}")
+        for column in ("class", "precision", "recall", "F1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for label, v in detail[task]["per_class"].items():
+            table.add_row(label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+        out_console.print(table)
+        matrix = Table(title=f"model: {task} confusion (rows gold, columns predicted)")
+        matrix.add_column("")
+        for label in detail[task]["labels"]:
+            matrix.add_column(label[:6], justify="right")
+        for label, row in zip(detail[task]["labels"], detail[task]["confusion"]):
+            matrix.add_row(label, *map(str, row))
+        out_console.print(matrix)
+    console.print(f"report written to {out}/report.md", highlight=False)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="trained model folder")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="sentences or documents; '-' or none reads stdin")] = None,
+    document: Annotated[bool, typer.Option(help="split each input into sentences (razdel) first")] = False,
+) -> None:
+    """Label texts and print one JSON object per sentence."""
+    from rustance.model import ModelLoadError
+
+    _quiet_transformers()
+    from rustance.inference.predictor import load
+
+    try:
+        classifier = load(model)
+    except ModelLoadError as exc:
+        _fail(str(exc))
+    if not texts or texts == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for index, text in enumerate(texts):
+        results = classifier.predict_document(text) if document else classifier.predict([text])
+        for result in results:
+            print(json.dumps({"input": index, **result.to_dict()}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,159 @@
+"""Training configuration: YAML file + ``--set section.field=value`` overrides, validated."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending field."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "cointegrated/rubert-tiny2"  # hub id or local folder of a BERT-family encoder
+    max_length: int = 128  # tokens for sentence + context
+    pooling: str = "mean"  # mean | cls
+    use_context: bool = True  # feed the previous sentence as a second segment
+    text_prefix: str = ""  # e.g. "query: " for e5 encoders
+
+
+@dataclass
+class DataConfig:
+    train: str = "data/stance/train.jsonl"
+    dev: str = "data/stance/dev.jsonl"
+    topics: str | None = None  # topic file; None = the default seven
+    corpora_dir: str = "../shared/corpora"  # where stand-off records resolve
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/model"
+    seed: int = 42
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 3  # evaluations without dev improvement before stopping
+    class_weights: bool = True
+    metric_for_best: str = "overall_macro_f1"  # or stance_macro_f1, topic_macro_f1, sentiment_macro_f1
+    num_threads: int | None = None  # torch threads; None = torch's default
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_METRICS = ("overall_macro_f1", "stance_macro_f1", "topic_macro_f1", "sentiment_macro_f1")
+
+
+def _coerce(value: object, kind: object, name: str) -> object:
+    """Check ``value`` against a simple annotation (str, int, float, bool, Optional)."""
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, type(int | None)) else (kind,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"field '{name}' must not be empty")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is float and isinstance(value, str):  # YAML reads "3e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"field '{name}' must be {wanted}, got {value!r}")
+
+
+def _build(cls: type, raw: object, prefix: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"section '{prefix}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown field '{prefix}.{key}' (known: {', '.join(sorted(known))})")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            if dataclasses.is_dataclass(hints[f.name]):
+                values[f.name] = _build(hints[f.name], raw[f.name], f.name)
+            else:
+                values[f.name] = _coerce(raw[f.name], hints[f.name], f"{prefix}.{f.name}".lstrip("."))
+    return cls(**values)
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply ``section.field=value`` (value parsed as YAML) to a raw config dict."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like section.field=value")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override key {key!r} must be section.field, e.g. model.name")
+    section = raw.setdefault(parts[0], {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"section '{parts[0]}' must be a mapping")
+    section[parts[1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def validate(config: Config) -> Config:
+    """Check value ranges and choices; raise :class:`ConfigError` naming the field."""
+    checks = [
+        (config.model.max_length >= 8, "model.max_length", "must be at least 8"),
+        (config.model.pooling in ("mean", "cls"), "model.pooling", "must be 'mean' or 'cls'"),
+        (config.train.epochs >= 1, "train.epochs", "must be at least 1"),
+        (config.train.max_steps is None or config.train.max_steps >= 1, "train.max_steps", "must be at least 1"),
+        (config.train.batch_size >= 1, "train.batch_size", "must be at least 1"),
+        (config.train.learning_rate > 0, "train.learning_rate", "must be positive"),
+        (config.train.head_learning_rate > 0, "train.head_learning_rate", "must be positive"),
+        (0 <= config.train.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)"),
+        (config.train.patience >= 1, "train.patience", "must be at least 1"),
+        (config.train.metric_for_best in _METRICS, "train.metric_for_best", f"must be one of {', '.join(_METRICS)}"),
+        (config.train.num_threads is None or config.train.num_threads >= 1, "train.num_threads", "must be at least 1"),
+    ]
+    for ok, name, message in checks:
+        if not ok:
+            raise ConfigError(f"field '{name}' {message}")
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults), apply overrides, validate."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping with model/data/train")
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    return validate(_build(Config, raw, ""))

@@ -1,0 +1,99 @@
+"""Metrics for topics, stance and sentiment (scikit-learn; no network needed).
+
+Definitions:
+* topic     — multi-label: per-topic precision/recall/F1; macro-F1 over topics.
+* stance    — over gold (sentence, topic) pairs: the stance predicted for that topic vs the
+              gold stance (stance given the topic); macro-F1 over the four stances.
+* joint     — over every (sentence, topic) pair, label ``none`` or a stance: macro-F1 over the
+              four stances (``none`` is a class but not averaged), i.e. topic and stance right.
+* sentiment — three classes, macro-F1.
+* overall   — mean of the topic, stance and sentiment macro-F1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from rustance.labels import SENTIMENTS, STANCES
+
+
+@dataclass
+class Labels:
+    """What a system says about one sentence, in the shape the metrics need."""
+
+    topics: dict[str, str]  # topics judged present -> stance
+    sentiment: str
+    stance_for: dict[str, str] = field(default_factory=dict)  # stance for any topic, present or not
+
+
+def _report(gold: list, pred: list, labels: list[str], average_over: list[str] | None = None) -> dict:
+    average_over = average_over or labels
+    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
+    per_class = {
+        lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, lab in enumerate(labels)
+    }
+    present = [lab for lab in average_over if per_class[lab]["support"] > 0] or average_over
+    return {
+        "per_class": per_class,
+        "macro_f1": float(np.mean([per_class[lab]["f1"] for lab in present])),
+        "accuracy": float(accuracy_score(gold, pred)) if gold else 0.0,
+        "confusion": confusion_matrix(gold, pred, labels=labels).tolist() if gold else [],
+        "labels": labels,
+        "n": len(gold),
+    }
+
+
+def score(gold: list[Labels], pred: list[Labels], topic_ids: list[str]) -> dict:
+    """All metrics for parallel lists of gold and predicted labels."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold vs {len(pred)} predicted items")
+    gold_matrix = np.array([[t in g.topics for t in topic_ids] for g in gold], dtype=int).reshape(-1, len(topic_ids))
+    pred_matrix = np.array([[t in p.topics for t in topic_ids] for p in pred], dtype=int).reshape(-1, len(topic_ids))
+    p, r, f, s = precision_recall_fscore_support(gold_matrix, pred_matrix, zero_division=0)
+    topic_rows = {
+        t: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i]),
+            "predicted": int(pred_matrix[:, i].sum())}
+        for i, t in enumerate(topic_ids)
+    }
+    present = [t for t in topic_ids if topic_rows[t]["support"] > 0] or topic_ids
+    topic = {
+        "per_class": topic_rows,
+        "macro_f1": float(np.mean([topic_rows[t]["f1"] for t in present])),
+        "exact_match": float(np.mean((gold_matrix == pred_matrix).all(1))) if len(gold) else 0.0,
+        "no_topic_accuracy": float(np.mean((gold_matrix.sum(1) == 0) == (pred_matrix.sum(1) == 0))) if len(gold) else 0.0,
+        "labels": topic_ids,
+    }
+    stance_gold, stance_pred, joint_gold, joint_pred = [], [], [], []
+    for g, pr in zip(gold, pred):
+        for t in topic_ids:
+            if t in g.topics:
+                stance_gold.append(g.topics[t])
+                stance_pred.append(pr.stance_for.get(t) or pr.topics.get(t) or "neutral")
+            joint_gold.append(g.topics.get(t, "none"))
+            joint_pred.append(pr.topics.get(t, "none"))
+    stance = _report(stance_gold, stance_pred, list(STANCES))
+    joint = _report(joint_gold, joint_pred, ["none", *STANCES], average_over=list(STANCES))
+    sentiment = _report([g.sentiment for g in gold], [p.sentiment for p in pred], list(SENTIMENTS))
+    return {
+        "topic": topic,
+        "stance": stance,
+        "joint": joint,
+        "sentiment": sentiment,
+        "overall_macro_f1": float(np.mean([topic["macro_f1"], stance["macro_f1"], sentiment["macro_f1"]])),
+        "n_sentences": len(gold),
+    }
+
+
+def headline(metrics: dict) -> dict[str, float]:
+    """The few numbers used for model selection and summaries."""
+    return {
+        "overall_macro_f1": metrics["overall_macro_f1"],
+        "topic_macro_f1": metrics["topic"]["macro_f1"],
+        "stance_macro_f1": metrics["stance"]["macro_f1"],
+        "joint_macro_f1": metrics["joint"]["macro_f1"],
+        "sentiment_macro_f1": metrics["sentiment"]["macro_f1"],
+    }

@@ -1,0 +1,154 @@
+"""The rustance network: one shared encoder pass, three small heads.
+
+* topic head      — one sigmoid per topic: is the sentence about it?
+* stance head     — four logits per topic (a head shared by all topics plus a per-topic part)
+* sentiment head  — three logits for the sentence.
+
+Saved with ``save_pretrained``: the encoder's own config (so ``AutoConfig`` reads it) with
+``id2label``/``label2id`` for sentiment and a ``rustance`` block for topics and settings,
+the tokenizer, and ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+
+from rustance.labels import SENTIMENTS, STANCES, Topic
+
+
+class ModelLoadError(RuntimeError):
+    """An encoder or checkpoint that cannot be loaded as asked."""
+
+
+class StanceModel(PreTrainedModel):
+    """Shared encoder with topic, per-topic stance and sentiment heads."""
+
+    config_class = PretrainedConfig
+    base_model_prefix = "encoder"
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else _encoder_from_config(config)
+        settings = config.rustance
+        n_topics, hidden = len(settings["topics"]), config.hidden_size
+        self.pooling = settings.get("pooling", "mean")
+        self.dropout = nn.Dropout(getattr(config, "hidden_dropout_prob", 0.1) or 0.1)
+        self.topic_head = nn.Linear(hidden, n_topics)
+        self.stance_shared = nn.Linear(hidden, len(STANCES))
+        self.stance_per_topic = nn.Linear(hidden, n_topics * len(STANCES))
+        self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
+        for head in (self.topic_head, self.stance_shared, self.stance_per_topic, self.sentiment_head):
+            nn.init.normal_(head.weight, std=0.02)
+            nn.init.zeros_(head.bias)
+
+    def _init_weights(self, module: nn.Module) -> None:  # weights come from the encoder or init above
+        pass
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, **_) -> dict[str, torch.Tensor]:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**inputs).last_hidden_state
+        pooled = self.dropout(self.pool(hidden, attention_mask))
+        batch = pooled.shape[0]
+        stance = self.stance_shared(pooled).unsqueeze(1) + self.stance_per_topic(pooled).view(batch, -1, len(STANCES))
+        return {
+            "topic_logits": self.topic_head(pooled),
+            "stance_logits": stance,
+            "sentiment_logits": self.sentiment_head(pooled),
+        }
+
+
+def _encoder_from_config(config: PretrainedConfig) -> nn.Module:
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
+
+
+def _load_encoder(name: str) -> nn.Module:
+    """Load pretrained encoder weights; never fall back to random weights."""
+    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+        raise ModelLoadError(f"model folder {name!r} does not exist")
+    try:
+        try:
+            encoder, info = AutoModel.from_pretrained(name, add_pooling_layer=False, output_loading_info=True)
+        except TypeError:
+            encoder, info = AutoModel.from_pretrained(name, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load a pretrained encoder from {name!r}: {exc}\n"
+            "Give a local folder with config.json and weights, or a Hugging Face Hub id reachable from here."
+        ) from exc
+    missing = [k for k in info.get("missing_keys", []) if "pooler" not in k]
+    if missing:
+        raise ModelLoadError(
+            f"{name!r} lacks {len(missing)} encoder weights (e.g. {missing[:3]}); refusing to train from random weights"
+        )
+    return encoder
+
+
+def build_model(
+    name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = ""
+) -> tuple[StanceModel, object]:
+    """A fresh rustance model on top of the pretrained encoder ``name``, and its tokenizer."""
+    encoder = _load_encoder(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of {name!r}: {exc}") from exc
+    config = encoder.config
+    config.rustance = {
+        "topics": [{"id": t.id, "description": t.description} for t in topics],
+        "stances": list(STANCES),
+        "pooling": pooling,
+        "use_context": use_context,
+        "max_length": max_length,
+        "text_prefix": text_prefix,
+        "base_model": name,
+    }
+    config.id2label = dict(enumerate(SENTIMENTS))
+    config.label2id = {label: i for i, label in enumerate(SENTIMENTS)}
+    return StanceModel(config, encoder=encoder), tokenizer
+
+
+def load_checkpoint(path: str | Path) -> tuple[StanceModel, object]:
+    """Load a model saved by ``rustance train`` (a folder), in eval mode."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} is not a rustance model folder (no config.json)")
+    config = AutoConfig.from_pretrained(path)
+    if not hasattr(config, "rustance"):
+        raise ModelLoadError(f"{path} holds a plain encoder, not a trained rustance model (no 'rustance' block)")
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"{path} has no model.safetensors")
+    from safetensors.torch import load_file
+
+    model = StanceModel(config)
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model.eval(), tokenizer
+
+
+def encode(tokenizer, texts: list[str], contexts: list[str] | None, settings: dict):
+    """Tokenise sentences (and their context as a second segment) as the model expects."""
+    prefix = settings.get("text_prefix", "")
+    texts = [prefix + t for t in texts]
+    if settings.get("use_context") and contexts is not None:
+        return tokenizer(texts, [c or "" for c in contexts], truncation="longest_first",
+                         max_length=settings["max_length"], padding=True, return_tensors="pt")
+    return tokenizer(texts, truncation=True, max_length=settings["max_length"], padding=True, return_tensors="pt")

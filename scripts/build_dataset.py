@@ -1,0 +1,63 @@
+"""Merge read-and-labelled candidates into data/stance/{train,dev,test}.jsonl (stand-off).
+
+Splits are assigned per source document (a stable hash of corpus + doc id), so sentences
+of one article never straddle splits. Project-written records go to train/dev only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+
+def split_of(key: str, dev: float, test: float) -> str:
+    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < test else "dev" if bucket < test + dev else "train"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--candidates", type=Path, default=Path("work/candidates"))
+    parser.add_argument("--labels", type=Path, default=Path("work/labels"))
+    parser.add_argument("--written", type=Path, nargs="*", default=[Path("work/written/written.jsonl")])
+    parser.add_argument("--out", type=Path, default=Path("data/stance"))
+    args = parser.parse_args()
+    splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    for label_file in sorted(args.labels.glob("batch*.jsonl")):
+        candidates = {}
+        for line in (args.candidates / label_file.name).read_text(encoding="utf-8").splitlines():
+            c = json.loads(line)
+            candidates[c["cid"]] = c
+        for line in label_file.read_text(encoding="utf-8").splitlines():
+            lab = json.loads(line)
+            cand = candidates[lab["cid"]]
+            src = cand["source"]
+            record = {
+                "id": f"{src['corpus']}:{src['doc']}:{src['start']}",
+                "source": src,
+                "topics": lab["topics"],
+                "sentiment": lab["sentiment"],
+                "origin": "corpus",
+                "pick": cand["pick"],
+            }
+            if lab.get("note"):
+                record["note"] = lab["note"]
+            splits[split_of(f"{src['corpus']}:{src['doc']}", 0.15, 0.15)].append(record)
+    for path in args.written:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            rec["origin"] = "written"
+            splits["dev" if split_of(rec["id"], 0.2, 0.0) == "dev" else "train"].append(rec)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, records in splits.items():
+        records.sort(key=lambda r: r["id"])
+        with open(args.out / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for rec in records:
+                handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        print(f"{name}: {len(records)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training and evaluation: the fine-tuning loop, baselines and the evaluation harness."""

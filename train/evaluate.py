@@ -1,0 +1,81 @@
+"""The evaluation harness: the model and the baselines scored on the same labelled file."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from rustance.inference.predictor import Classifier
+from rustance.metrics import headline, score
+from rustance.records import DataError, load_records
+from rustance.train.baselines import KeywordBaseline, TfidfBaseline
+from rustance.train.report import write_plots, write_markdown
+from rustance.train.trainer import record_labels
+
+
+def _training_file(model_dir: Path) -> str | None:
+    config = model_dir / "training_config.yaml"
+    if config.is_file():
+        return (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data", {}).get("train")
+    return None
+
+
+def run_evaluation(
+    model_dir: str | Path,
+    data: str | Path,
+    out_dir: str | Path,
+    train_file: str | Path | None = None,
+    corpora_dir: str | Path | None = None,
+    batch_size: int = 32,
+    log=print,
+) -> dict:
+    """Score the model, a keyword baseline and TF-IDF + LR (trained on ``train_file``) on ``data``.
+
+    Writes ``metrics.json``, ``report.md`` and confusion-matrix / per-topic PNGs to ``out_dir``.
+    """
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    classifier = Classifier.load(model_dir, batch_size=batch_size)
+    records = load_records(data, classifier.topics, corpora_dir)
+    if not records:
+        raise DataError(f"{data}: no records to evaluate")
+    topic_ids = [t.id for t in classifier.topics]
+    gold = record_labels(records)
+    texts = [r.text for r in records]
+
+    systems = {}
+    started = time.time()
+    predictions = classifier.predict(texts, [r.context for r in records])
+    systems["model"] = {"metrics": score(gold, [p.to_labels() for p in predictions], topic_ids),
+                        "seconds": round(time.time() - started, 2)}
+    log(f"model: {len(records)} sentences in {systems['model']['seconds']} s")
+
+    baselines = [KeywordBaseline(classifier.topics)]
+    train_file = train_file or _training_file(model_dir)
+    if train_file and Path(train_file).is_file():
+        train_records = load_records(train_file, classifier.topics, corpora_dir)
+        baselines.append(TfidfBaseline(classifier.topics).fit(train_records))
+    else:
+        log("no training file found for the TF-IDF baseline (pass --train FILE); scoring keyword rules only")
+    for baseline in baselines:
+        systems[baseline.name] = {"metrics": score(gold, baseline.predict(texts), topic_ids)}
+
+    summary = {
+        "model_dir": str(model_dir),
+        "data": str(data),
+        "train_for_baselines": str(train_file) if train_file else None,
+        "n_sentences": len(records),
+        "headline": {name: headline(s["metrics"]) for name, s in systems.items()},
+        "systems": systems,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    images = write_plots(systems, topic_ids, out_dir)
+    write_markdown(summary, images, out_dir / "report.md")
+    (out_dir / "predictions.jsonl").write_text(
+        "".join(json.dumps({"id": r.id, **p.to_dict()}, ensure_ascii=False) + "\n" for r, p in zip(records, predictions)),
+        encoding="utf-8",
+    )
+    return summary

@@ -1,0 +1,88 @@
+"""Evaluation output for people: Markdown report and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _confusion(ax, matrix: list[list[int]], labels: list[str], title: str) -> None:
+    data = np.array(matrix) if matrix else np.zeros((len(labels), len(labels)), dtype=int)
+    ax.imshow(data, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title, fontsize=9)
+    top = data.max() if data.size else 0
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            ax.text(j, i, str(data[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if data[i, j] > top / 2 else "black")
+
+
+def write_plots(systems: dict, topic_ids: list[str], out_dir: Path) -> dict[str, str]:
+    """Confusion matrices (stance, joint, sentiment) per system, and per-topic F1 bars."""
+    images = {}
+    for task in ("stance", "joint", "sentiment"):
+        fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 4), squeeze=False)
+        for ax, (name, result) in zip(axes[0], systems.items()):
+            m = result["metrics"][task]
+            _confusion(ax, m["confusion"], m["labels"], f"{name}\nmacro-F1 {m['macro_f1']:.3f}")
+        fig.suptitle(f"{task} confusion matrices")
+        fig.tight_layout()
+        images[task] = f"confusion_{task}.png"
+        fig.savefig(out_dir / images[task], dpi=110)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(topic_ids)), 4))
+    width = 0.8 / len(systems)
+    for k, (name, result) in enumerate(systems.items()):
+        f1 = [result["metrics"]["topic"]["per_class"][t]["f1"] for t in topic_ids]
+        ax.bar(np.arange(len(topic_ids)) + k * width, f1, width, label=name)
+    ax.set_xticks(np.arange(len(topic_ids)) + width * (len(systems) - 1) / 2, topic_ids, rotation=30, ha="right")
+    ax.set_ylabel("F1")
+    ax.set_ylim(0, 1)
+    ax.set_title("topic detection F1 per topic")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    images["topic"] = "topic_f1.png"
+    fig.savefig(out_dir / images["topic"], dpi=110)
+    plt.close(fig)
+    return images
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_markdown(summary: dict, images: dict[str, str], path: Path) -> None:
+    heads = summary["headline"]
+    keys = list(next(iter(heads.values())))
+    parts = [
+        "# rustance evaluation",
+        f"Model `{summary['model_dir']}` on `{summary['data']}` ({summary['n_sentences']} sentences). "
+        f"Baselines trained on `{summary['train_for_baselines']}`.",
+        "## Summary (macro-F1)",
+        _table([[name] + [f"{v[k]:.3f}" for k in keys] for name, v in heads.items()], ["system"] + keys),
+    ]
+    model = summary["systems"]["model"]["metrics"]
+    for task in ("stance", "sentiment", "joint"):
+        rows = [[lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])]
+                for lab, v in model[task]["per_class"].items()]
+        parts += [f"## Model: {task} (accuracy {model[task]['accuracy']:.3f}, macro-F1 {model[task]['macro_f1']:.3f})",
+                  _table(rows, ["class", "precision", "recall", "F1", "support"]), f"![{task}]({images[task]})"]
+    rows = [[t, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]), str(v["predicted"])]
+            for t, v in model["topic"]["per_class"].items()]
+    parts += [f"## Model: topics (macro-F1 {model['topic']['macro_f1']:.3f}, exact match "
+              f"{model['topic']['exact_match']:.3f})",
+              _table(rows, ["topic", "precision", "recall", "F1", "support", "predicted"]), f"![topics]({images['topic']})",
+              "Definitions: see `rustance/metrics.py` (stance = stance given a gold topic; joint = topic and stance "
+              "both right, macro over the four stances)."]
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
