@@ -95,7 +95,7 @@ def _build(cls: type, raw: object, prefix: str):
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"unknown field '{prefix}.{key}' (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown field '{(prefix + '.' + key).lstrip('.')}' (known: {', '.join(sorted(known))})")
     values = {}
     for f in dataclasses.fields(cls):
         if f.name in raw:

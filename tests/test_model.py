@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from rustance.labels import load_topics
+from rustance.model import ModelLoadError, build_model, encode, load_checkpoint
+
+TOPICS = load_topics()
+
+
+def test_build_save_load_roundtrip(tiny_encoder_dir, tmp_path):
+    model, tokenizer = build_model(str(tiny_encoder_dir), TOPICS, "mean", True, 64)
+    model.eval()
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    config_text = (tmp_path / "m" / "config.json").read_text()
+    assert '"id2label"' in config_text and '"rustance"' in config_text
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    loaded, loaded_tokenizer = load_checkpoint(tmp_path / "m")
+    batch = encode(loaded_tokenizer, ["санкции", "рейсы"], ["", "москва"], loaded.config.rustance)
+    with torch.no_grad():
+        a, b = model(**batch), loaded(**batch)
+    assert a["stance_logits"].shape == (2, len(TOPICS), 4)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_pretrained_weights_are_really_loaded(tiny_encoder_dir):
+    from transformers import AutoModel
+
+    reference = AutoModel.from_pretrained(str(tiny_encoder_dir))
+    model, _ = build_model(str(tiny_encoder_dir), TOPICS, "mean", False, 64)
+    torch.testing.assert_close(model.encoder.embeddings.word_embeddings.weight,
+                               reference.embeddings.word_embeddings.weight)
+
+
+def test_no_silent_random_encoder(tmp_path, tiny_encoder_dir):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        build_model(str(tmp_path / "missing"), TOPICS, "mean", False, 64)
+    weightless = tmp_path / "weightless"
+    weightless.mkdir()
+    (weightless / "config.json").write_text((tiny_encoder_dir / "config.json").read_text())
+    with pytest.raises(ModelLoadError, match="cannot load a pretrained encoder"):
+        build_model(str(weightless), TOPICS, "mean", False, 64)
+
+
+def test_plain_encoder_is_not_a_rustance_model(tiny_encoder_dir):
+    with pytest.raises(ModelLoadError, match="not a trained rustance model"):
+        load_checkpoint(tiny_encoder_dir)

@@ -1,0 +1,124 @@
+"""End to end on a tiny BERT: train via the CLI, load, predict, evaluate."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TOY
+from rustance import SentencePrediction, TopicStance, load
+from rustance.cli import app
+
+runner = CliRunner()
+
+
+def _train(tiny_encoder_dir, toy_files, out, *extra):
+    train, dev = toy_files
+    return runner.invoke(app, ["train", "--set", f"model.name={tiny_encoder_dir}", "--set", f"data.train={train}",
+                               "--set", f"data.dev={dev}", "--set", f"train.output_dir={out}",
+                               "--set", "train.batch_size=6", "--set", "train.head_learning_rate=0.01",
+                               "--set", "train.learning_rate=0.001", "--set", "model.max_length=32", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_encoder_dir, tmp_path_factory):
+    from conftest import toy_records, write_jsonl
+
+    folder = tmp_path_factory.mktemp("run")
+    files = (write_jsonl(folder / "train.jsonl", toy_records("tr")), write_jsonl(folder / "dev.jsonl", toy_records("dv")))
+    result = _train(tiny_encoder_dir, files, folder / "model", "--set", "train.epochs=40", "--set", "train.patience=40",
+                    "--set", "train.warmup_ratio=0")
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_checkpoint_layout(trained):
+    model = trained / "model"
+    for name in ("config.json", "model.safetensors", "training_config.yaml", "dev_metrics.json", "history.json"):
+        assert (model / name).is_file(), name
+    assert json.loads((model / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral",
+                                                                           "2": "positive"}
+
+
+def test_training_learns_the_toy_task(trained):
+    metrics = json.loads((trained / "model" / "dev_metrics.json").read_text())
+    assert metrics["overall_macro_f1"] > 0.8, metrics
+    history = json.loads((trained / "model" / "history.json").read_text())["epochs"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_predict_returns_typed_deterministic_results(trained):
+    classifier = load(trained / "model")
+    texts = [t for t, _, _ in TOY[:6]]
+    first, again = classifier.predict(texts), classifier.predict(list(reversed(texts)))[::-1]
+    assert all(isinstance(p, SentencePrediction) for p in first)
+    assert all(isinstance(t, TopicStance) for p in first for t in p.topics)
+    assert [p.to_dict() for p in first] == [p.to_dict() for p in again]
+    for p in first:
+        assert sum(p.sentiment_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert len(p.all_topics) == 7
+    assert classifier.predict([]) == []
+    with pytest.raises(TypeError):
+        classifier.predict([1, 2])
+
+
+def test_predict_document_splits_and_keeps_offsets(trained):
+    classifier = load(trained / "model")
+    text = "Москва готова возобновить прямое авиасообщение с Вашингтоном. ЕС утвердил новый пакет санкций.\nПогода в Москве будет тёплой."
+    results = classifier.predict_document(text)
+    assert len(results) == 3
+    for r in results:
+        assert text[r.start : r.end] == r.text
+
+
+def test_training_is_reproducible(tiny_encoder_dir, toy_files, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        result = _train(tiny_encoder_dir, toy_files, tmp_path / name, "--set", "train.max_steps=4")
+        assert result.exit_code == 0, result.output
+        outs.append(json.loads((tmp_path / name / "dev_metrics.json").read_text())["detail"])
+    assert outs[0] == outs[1]
+
+
+def test_evaluate_writes_report_with_baselines(trained, tmp_path):
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--model", str(trained / "model"), "--data", str(trained / "dev.jsonl"),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "metrics.json").read_text())
+    assert set(summary["headline"]) == {"model", "keyword rules", "TF-IDF + logistic regression"}
+    for task in ("stance", "sentiment", "joint"):
+        assert (out / f"confusion_{task}.png").stat().st_size > 1000
+    assert "TF-IDF" in (out / "report.md").read_text()
+    assert "stance" in result.output
+
+
+def test_cli_errors_are_clear(tmp_path, tiny_encoder_dir, toy_files):
+    result = runner.invoke(app, ["train", "--set", "train.epochs=zero"])
+    assert result.exit_code == 2 and "train.epochs" in result.output
+    result = _train(tmp_path / "nowhere", toy_files, tmp_path / "m")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "text": "a", "topics": {"mars": "neutral"}, "sentiment": "neutral"}\n')
+    result = _train(tiny_encoder_dir, (bad, bad), tmp_path / "m")
+    assert result.exit_code == 2 and f"{bad}:1" in result.output and "unknown topic 'mars'" in result.output
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path), "--data", str(bad)])
+    assert result.exit_code == 2 and "not a rustance model folder" in result.output
+
+
+def test_user_topic_is_trained_and_predicted(tiny_encoder_dir, tmp_path):
+    from conftest import write_jsonl
+
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("- id: weather\n  description: погода\n- id: flights\n  description: авиасообщение\n",
+                      encoding="utf-8")
+    rows = [{"id": f"w{i}", "text": t, "topics": ({"weather": "neutral"} if "Погода" in t else
+                                                  {"flights": s} if (s := topics_.get("flights")) else {}),
+             "sentiment": sent} for i, (t, topics_, sent) in enumerate(TOY)]
+    data = write_jsonl(tmp_path / "w.jsonl", rows)
+    result = _train(tiny_encoder_dir, (data, data), tmp_path / "m", "--set", f"data.topics={topics}",
+                    "--set", "train.max_steps=2")
+    assert result.exit_code == 0, result.output
+    classifier = load(tmp_path / "m")
+    assert [t.id for t in classifier.topics] == ["weather", "flights"]
+    assert {t.topic for t in classifier.predict("Погода будет тёплой.")[0].all_topics} == {"weather", "flights"}
