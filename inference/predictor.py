@@ -74,7 +74,7 @@ class Classifier:
         return cls(model, tokenizer, batch_size=batch_size, device=device)
 
     @torch.inference_mode()
-    def _probabilities(self, texts: list[str], contexts: list[str] | None):
+    def probabilities(self, texts: list[str], contexts: list[str] | None = None):
         """Topic, stance and sentiment probabilities, batched by similar length."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(contexts[i] if contexts else ""))
         topic = torch.empty(len(texts), len(self.topics))
@@ -100,7 +100,11 @@ class Classifier:
             raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
         if not texts:
             return []
-        topic, stance, sentiment = self._probabilities(list(texts), contexts)
+        return self.decode(texts, *self.probabilities(list(texts), contexts))
+
+    def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor,
+               sentiment: torch.Tensor) -> list[SentencePrediction]:
+        """Turn probability tensors (from :meth:`probabilities`) into predictions."""
         results = []
         for i, text in enumerate(texts):
             every = []

@@ -13,11 +13,11 @@ from rich.table import Table
 
 app = typer.Typer(help="Stance toward topics and sentiment in Russian political news.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
 
@@ -63,6 +63,25 @@ def _headline_table(summary: dict) -> Table:
     return table
 
 
+def _print_details(out: Console, detail: dict) -> None:
+    """Per-class tables and confusion matrices of the model."""
+    for task in ("topic", "stance", "sentiment"):
+        table = Table(title=f"model: {task}")
+        for column in ("class", "precision", "recall", "F1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for label, v in detail[task]["per_class"].items():
+            table.add_row(label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+        out.print(table)
+        labels = detail[task]["labels"]
+        matrix = Table(title=f"model: {task} confusion (rows gold, columns predicted, numbered as the rows)")
+        matrix.add_column("")
+        for number in range(1, len(labels) + 1):
+            matrix.add_column(str(number), justify="right")
+        for number, (label, row) in enumerate(zip(labels, detail[task]["confusion"]), start=1):
+            matrix.add_row(f"{number} {label}", *map(str, row))
+        out.print(matrix)
+
+
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option(help="trained model folder")],
@@ -87,21 +106,7 @@ def evaluate(
         _fail(str(exc))
     out_console = Console()
     out_console.print(_headline_table(summary))
-    detail = summary["systems"]["model"]["metrics"]
-    for task in ("stance", "sentiment"):
-        table = Table(title=f"model: {task}")
-        for column in ("class", "precision", "recall", "F1", "support"):
-            table.add_column(column, justify="left" if column == "class" else "right")
-        for label, v in detail[task]["per_class"].items():
-            table.add_row(label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
-        out_console.print(table)
-        matrix = Table(title=f"model: {task} confusion (rows gold, columns predicted)")
-        matrix.add_column("")
-        for label in detail[task]["labels"]:
-            matrix.add_column(label[:6], justify="right")
-        for label, row in zip(detail[task]["labels"], detail[task]["confusion"]):
-            matrix.add_row(label, *map(str, row))
-        out_console.print(matrix)
+    _print_details(out_console, summary["systems"]["model"]["metrics"])
     console.print(f"report written to {out}/report.md", highlight=False)
 
 
@@ -127,6 +132,43 @@ def predict(
         results = classifier.predict_document(text) if document else classifier.predict([text])
         for result in results:
             print(json.dumps({"input": index, **result.to_dict()}, ensure_ascii=False))
+
+
+data_app = typer.Typer(help="Work with the labelled data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(
+    data_dir: Annotated[Path, typer.Option(help="folder with train/dev/test.jsonl")] = Path("data/stance"),
+    corpora: Annotated[Optional[Path], typer.Option(help="corpus folder for stand-off records")] = None,
+    topics: Annotated[Optional[Path], typer.Option(help="topic file (default: the seven default topics)")] = None,
+    markdown: Annotated[bool, typer.Option(help="print the counts as a Markdown table")] = False,
+) -> None:
+    """Validate every split (schema, labels, spans, leaks between splits) and print counts."""
+    from rustance.datacheck import SPLITS, check_splits, count_table
+    from rustance.labels import load_topics
+
+    topic_set = load_topics(topics)
+    report = check_splits(data_dir, topic_set, corpora)
+    rows = count_table(report, topic_set)
+    header = ["", *SPLITS, "all"]
+    if markdown:
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        table = Table(title=f"records in {data_dir}")
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    if report.problems:
+        for problem in report.problems:
+            typer.secho(problem, fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    console.print("data check passed", highlight=False)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     patience: int = 3  # evaluations without dev improvement before stopping
     class_weights: bool = True
+    tune_thresholds: bool = True  # choose per-topic decision thresholds on dev (saved with the model)
     metric_for_best: str = "overall_macro_f1"  # or stance_macro_f1, topic_macro_f1, sentiment_macro_f1
     num_threads: int | None = None  # torch threads; None = torch's default
 

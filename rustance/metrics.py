@@ -1,7 +1,8 @@
 """Metrics for topics, stance and sentiment (scikit-learn; no network needed).
 
 Definitions:
-* topic     — multi-label: per-topic precision/recall/F1; macro-F1 over topics.
+* topic     — multi-label: per-topic precision/recall/F1; macro-F1 over topics. Its confusion
+              matrix counts, per sentence, every (gold topic or none, predicted topic or none) pair.
 * stance    — over gold (sentence, topic) pairs: the stance predicted for that topic vs the
               gold stance (stance given the topic); macro-F1 over the four stances.
 * joint     — over every (sentence, topic) pair, label ``none`` or a stance: macro-F1 over the
@@ -60,12 +61,19 @@ def score(gold: list[Labels], pred: list[Labels], topic_ids: list[str]) -> dict:
         for i, t in enumerate(topic_ids)
     }
     present = [t for t in topic_ids if topic_rows[t]["support"] > 0] or topic_ids
+    labels = [*topic_ids, "none"]
+    co_occurrence = np.zeros((len(labels), len(labels)), dtype=int)  # gold topic (row) x predicted topic (column)
+    for g, pr in zip(gold, pred):
+        for gt in [t for t in topic_ids if t in g.topics] or ["none"]:
+            for pt in [t for t in topic_ids if t in pr.topics] or ["none"]:
+                co_occurrence[labels.index(gt), labels.index(pt)] += 1
     topic = {
         "per_class": topic_rows,
+        "confusion": co_occurrence.tolist(),
         "macro_f1": float(np.mean([topic_rows[t]["f1"] for t in present])),
         "exact_match": float(np.mean((gold_matrix == pred_matrix).all(1))) if len(gold) else 0.0,
         "no_topic_accuracy": float(np.mean((gold_matrix.sum(1) == 0) == (pred_matrix.sum(1) == 0))) if len(gold) else 0.0,
-        "labels": topic_ids,
+        "labels": labels,
     }
     stance_gold, stance_pred, joint_gold, joint_pred = [], [], [], []
     for g, pr in zip(gold, pred):

@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("data/stance"))
     args = parser.parse_args()
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    seen_texts: set[str] = set()  # the same sentence re-published in another document is kept once
     for label_file in sorted(args.labels.glob("batch*.jsonl")):
         candidates = {}
         for line in (args.candidates / label_file.name).read_text(encoding="utf-8").splitlines():
@@ -33,6 +34,10 @@ def main() -> None:
         for line in label_file.read_text(encoding="utf-8").splitlines():
             lab = json.loads(line)
             cand = candidates[lab["cid"]]
+            key = " ".join(cand["text"].lower().split())
+            if key in seen_texts:
+                continue
+            seen_texts.add(key)
             src = cand["source"]
             record = {
                 "id": f"{src['corpus']}:{src['doc']}:{src['start']}",

@@ -40,3 +40,19 @@ def test_stance_is_scored_on_gold_topics_even_when_topic_missed():
     expected = f1_score(joint_gold, joint_pred, labels=["critical", "neutral", "conditional"], average="macro")
     assert abs(result["joint"]["macro_f1"] - expected) < 1e-12
     assert result["sentiment"]["confusion"][1] == [1, 1, 0]  # gold neutral: one predicted negative, one neutral
+
+
+def test_topic_thresholds_are_chosen_on_dev():
+    import torch
+
+    from rustance.labels import Topic
+    from rustance.records import Record
+    from rustance.train.trainer import choose_thresholds
+
+    topics = (Topic("flights", ""), Topic("sanctions", ""))
+    records = [Record(str(i), "x", {"flights": "neutral"} if i < 6 else {}, "neutral") for i in range(12)]
+    # flights positives score 0.35..0.45, negatives 0.1: only a low threshold separates them
+    probs = torch.tensor([[0.35 + 0.02 * i, 0.9] if i < 6 else [0.1, 0.9] for i in range(12)])
+    chosen = choose_thresholds(probs, records, topics)
+    assert 0.1 < chosen["flights"] <= 0.35
+    assert chosen["sanctions"] == 0.5  # no positives: keep the default

@@ -29,15 +29,16 @@ def _confusion(ax, matrix: list[list[int]], labels: list[str], title: str) -> No
 def write_plots(systems: dict, topic_ids: list[str], out_dir: Path) -> dict[str, str]:
     """Confusion matrices (stance, joint, sentiment) per system, and per-topic F1 bars."""
     images = {}
-    for task in ("stance", "joint", "sentiment"):
-        fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 4), squeeze=False)
+    for task in ("topic", "stance", "joint", "sentiment"):
+        size = 4.2 if task != "topic" else 5.5
+        fig, axes = plt.subplots(1, len(systems), figsize=(size * len(systems), size - 0.2), squeeze=False)
         for ax, (name, result) in zip(axes[0], systems.items()):
             m = result["metrics"][task]
             _confusion(ax, m["confusion"], m["labels"], f"{name}\nmacro-F1 {m['macro_f1']:.3f}")
         fig.suptitle(f"{task} confusion matrices")
         fig.tight_layout()
-        images[task] = f"confusion_{task}.png"
-        fig.savefig(out_dir / images[task], dpi=110)
+        images[f"{task}_confusion"] = f"confusion_{task}.png"
+        fig.savefig(out_dir / images[f"{task}_confusion"], dpi=110)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(topic_ids)), 4))
     width = 0.8 / len(systems)
@@ -50,8 +51,8 @@ def write_plots(systems: dict, topic_ids: list[str], out_dir: Path) -> dict[str,
     ax.set_title("topic detection F1 per topic")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    images["topic"] = "topic_f1.png"
-    fig.savefig(out_dir / images["topic"], dpi=110)
+    images["topic_f1"] = "topic_f1.png"
+    fig.savefig(out_dir / images["topic_f1"], dpi=110)
     plt.close(fig)
     return images
 
@@ -77,12 +78,13 @@ def write_markdown(summary: dict, images: dict[str, str], path: Path) -> None:
         rows = [[lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])]
                 for lab, v in model[task]["per_class"].items()]
         parts += [f"## Model: {task} (accuracy {model[task]['accuracy']:.3f}, macro-F1 {model[task]['macro_f1']:.3f})",
-                  _table(rows, ["class", "precision", "recall", "F1", "support"]), f"![{task}]({images[task]})"]
+                  _table(rows, ["class", "precision", "recall", "F1", "support"]), f"![{task}]({images[task + '_confusion']})"]
     rows = [[t, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]), str(v["predicted"])]
             for t, v in model["topic"]["per_class"].items()]
     parts += [f"## Model: topics (macro-F1 {model['topic']['macro_f1']:.3f}, exact match "
               f"{model['topic']['exact_match']:.3f})",
-              _table(rows, ["topic", "precision", "recall", "F1", "support", "predicted"]), f"![topics]({images['topic']})",
+              _table(rows, ["topic", "precision", "recall", "F1", "support", "predicted"]), f"![topic F1]({images['topic_f1']})",
+              f"![topic confusion]({images['topic_confusion']})",
               "Definitions: see `rustance/metrics.py` (stance = stance given a gold topic; joint = topic and stance "
               "both right, macro over the four stances)."]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

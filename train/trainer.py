@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from rustance.config import Config
@@ -20,6 +19,7 @@ from rustance.inference.predictor import Classifier
 from rustance.labels import SENTIMENTS, STANCES, Topic, load_topics
 from rustance.metrics import Labels, headline, score
 from rustance.model import build_model, encode
+from rustance.progress import progress as progress_bar
 from rustance.records import DataError, Record, load_records
 
 
@@ -27,10 +27,36 @@ def record_labels(records: list[Record]) -> list[Labels]:
     return [Labels(topics=r.topics, sentiment=r.sentiment) for r in records]
 
 
-def evaluate_records(classifier: Classifier, records: list[Record]) -> dict:
-    """Predict ``records`` and score them against their labels."""
-    predictions = classifier.predict([r.text for r in records], [r.context for r in records])
+def evaluate_records(classifier: Classifier, records: list[Record], tune_thresholds: bool = False) -> dict:
+    """Predict ``records`` and score them against their labels.
+
+    With ``tune_thresholds`` the per-topic decision thresholds are first chosen on these records
+    (the dev set during training) and stored in the classifier and its model config.
+    """
+    texts = [r.text for r in records]
+    probabilities = classifier.probabilities(texts, [r.context for r in records])
+    if tune_thresholds:
+        classifier.thresholds = choose_thresholds(probabilities[0], records, classifier.topics)
+        classifier.model.config.rustance["thresholds"] = classifier.thresholds
+    predictions = classifier.decode(texts, *probabilities)
     return score(record_labels(records), [p.to_labels() for p in predictions], [t.id for t in classifier.topics])
+
+
+def choose_thresholds(topic_probabilities: torch.Tensor, records: list[Record], topics: tuple[Topic, ...],
+                      min_support: int = 5) -> dict[str, float]:
+    """Per-topic threshold in [0.2, 0.8] maximising F1; 0.5 for topics with fewer than ``min_support`` positives."""
+    from sklearn.metrics import f1_score
+
+    grid = np.round(np.arange(0.2, 0.81, 0.05), 2)
+    thresholds = {}
+    for j, topic in enumerate(topics):
+        gold = np.array([topic.id in r.topics for r in records])
+        if gold.sum() < min_support:
+            thresholds[topic.id] = 0.5
+            continue
+        scores = [f1_score(gold, topic_probabilities[:, j].numpy() >= th, zero_division=0) for th in grid]
+        thresholds[topic.id] = float(grid[int(np.argmax(scores))])
+    return thresholds
 
 
 def _targets(records: list[Record], topics: tuple[Topic, ...]) -> dict[str, torch.Tensor]:
@@ -135,7 +161,7 @@ def train(config: Config, log=print) -> dict:
     output_dir = Path(settings.output_dir)
     best, best_metrics, stale, step, history = -1.0, {}, 0, 0, []
     started = time.time()
-    progress = tqdm(total=total_steps, desc="training", unit="step")
+    progress = progress_bar(total_steps, "training", unit="step")
     for epoch in range(1, settings.epochs + 1):
         model.train()
         order = torch.randperm(len(train_records), generator=generator).tolist()
@@ -158,7 +184,7 @@ def train(config: Config, log=print) -> dict:
             if settings.max_steps and step >= settings.max_steps:
                 break
         model.eval()
-        metrics = evaluate_records(classifier, dev_records)
+        metrics = evaluate_records(classifier, dev_records, tune_thresholds=settings.tune_thresholds)
         summary = headline(metrics)
         history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(running)), **summary})
         current = summary[settings.metric_for_best]
