@@ -145,10 +145,12 @@ def load_checkpoint(path: str | Path) -> tuple[StanceModel, object]:
 
 
 def encode(tokenizer, texts: list[str], contexts: list[str] | None, settings: dict):
-    """Tokenise sentences (and their context as a second segment) as the model expects."""
+    """Tokenise sentences as the model expects: with ``use_context`` the previous sentence is the
+    second segment (empty when unknown, so training and prediction see the same layout)."""
     prefix = settings.get("text_prefix", "")
     texts = [prefix + t for t in texts]
-    if settings.get("use_context") and contexts is not None:
-        return tokenizer(texts, [c or "" for c in contexts], truncation="longest_first",
-                         max_length=settings["max_length"], padding=True, return_tensors="pt")
+    if settings.get("use_context"):
+        contexts = [c or "" for c in contexts] if contexts is not None else [""] * len(texts)
+        return tokenizer(texts, contexts, truncation="longest_first", max_length=settings["max_length"],
+                         padding=True, return_tensors="pt")
     return tokenizer(texts, truncation=True, max_length=settings["max_length"], padding=True, return_tensors="pt")

@@ -19,16 +19,21 @@ def split_of(key: str, dev: float, test: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--candidates", type=Path, default=Path("work/candidates"))
-    parser.add_argument("--labels", type=Path, default=Path("work/labels"))
+    parser.add_argument("--round", dest="rounds", nargs="*",
+                        default=["work/candidates:work/labels", "work/candidates2:work/labels2"],
+                        help="CANDIDATES_DIR:LABELS_DIR pairs, one per annotation round")
     parser.add_argument("--written", type=Path, nargs="*", default=[Path("work/written/written.jsonl")])
     parser.add_argument("--out", type=Path, default=Path("data/stance"))
     args = parser.parse_args()
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     seen_texts: set[str] = set()  # the same sentence re-published in another document is kept once
-    for label_file in sorted(args.labels.glob("batch*.jsonl")):
+    label_files = []
+    for pair in args.rounds:
+        candidate_dir, label_dir = map(Path, pair.split(":"))
+        label_files += [(candidate_dir, f) for f in sorted(label_dir.glob("batch*.jsonl"))]
+    for candidate_dir, label_file in label_files:
         candidates = {}
-        for line in (args.candidates / label_file.name).read_text(encoding="utf-8").splitlines():
+        for line in (candidate_dir / label_file.name).read_text(encoding="utf-8").splitlines():
             c = json.loads(line)
             candidates[c["cid"]] = c
         for line in label_file.read_text(encoding="utf-8").splitlines():

@@ -14,11 +14,13 @@ import re
 from pathlib import Path
 
 from rustance.corpora import iter_documents, span_digest
-from rustance.keywords import TOPIC_PATTERNS
+from rustance.keywords import STANCE_CUES, TOPIC_PATTERNS
 from rustance.text import split_sentences
 
 KEYWORDS = TOPIC_PATTERNS  # shared with the keyword baseline
 PATTERNS = {topic: re.compile(p, re.IGNORECASE if topic != "strategic_stability" else 0) for topic, p in KEYWORDS.items()}
+CORPORA_ORDER = ("rusentrel", "rusentne2023", "ruattitudes", "telegram_news")
+RARE_STANCES = re.compile(STANCE_CUES["conditional"] + "|" + STANCE_CUES["conciliatory"], re.IGNORECASE)
 
 
 def sentences(corpus: str, root: Path):
@@ -44,14 +46,22 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--exclude", type=Path, nargs="*", default=[], help="JSONL files whose sources to skip")
+    parser.add_argument("--cue-share", type=float, default=0.0,
+                        help="share of each topic quota reserved for sentences that also carry a conditional or "
+                             "conciliatory cue word (these stances are rare)")
+    parser.add_argument("--prefix", default="b", help="prefix of candidate ids")
+    parser.add_argument("--weights", type=float, nargs=4, default=[1.0, 1.0, 0.5, 0.5],
+                        help="quota weight per corpus: rusentrel rusentne2023 ruattitudes telegram_news")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     seen = set()
     for path in args.exclude:
         for line in path.read_text(encoding="utf-8").splitlines():
-            src = json.loads(line)["source"]
+            src = json.loads(line).get("source")
+            if src is None:
+                continue
             seen.add((src["corpus"], src["doc"], src["start"]))
-    weights = {"rusentrel": 1.0, "rusentne2023": 1.0, "ruattitudes": 0.5, "telegram_news": 0.5}
+    weights = dict(zip(CORPORA_ORDER, args.weights))
     picked, texts = [], set()
     for corpus, weight in weights.items():
         pool = [c for c in sentences(corpus, args.corpora)
@@ -61,12 +71,14 @@ def main() -> None:
         for topic in ("flights", "diplomatic_property"):  # rare in the corpora: take all we can
             quota[topic] *= 3
         n_random = int(args.random * weight / 3)
+        cue_reserve = {t: int(q * args.cue_share) for t, q in quota.items()}
         for cand in pool:
             key = " ".join(cand["text"].split())
             if key in texts:
                 continue
             hits = [t for t, p in PATTERNS.items() if p.search(cand["text"])]
-            take = [t for t in hits if quota[t] > 0]
+            cue = bool(RARE_STANCES.search(cand["text"]))
+            take = [t for t in hits if quota[t] > 0 and (cue or quota[t] > cue_reserve[t])]
             if take:
                 for t in take:
                     quota[t] -= 1
@@ -84,7 +96,7 @@ def main() -> None:
         batch = picked[i :: args.batches]
         with open(args.out / f"batch{i}.jsonl", "w", encoding="utf-8") as handle:
             for j, cand in enumerate(batch):
-                cand["cid"] = f"b{i}-{j:03d}"
+                cand["cid"] = f"{args.prefix}{i}-{j:03d}"
                 handle.write(json.dumps(cand, ensure_ascii=False) + "\n")
         print(f"batch{i}: {len(batch)} candidates")
 

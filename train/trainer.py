@@ -79,7 +79,7 @@ def _balanced(counts: torch.Tensor, cap: float = 5.0) -> torch.Tensor:
 
 
 class MultiTaskLoss(nn.Module):
-    """Sum of topic (BCE), stance (CE on present topics) and sentiment (CE) losses."""
+    """Sum of topic (BCE summed over topics), stance (CE on present topics) and sentiment (CE) losses."""
 
     def __init__(self, targets: dict[str, torch.Tensor], class_weights: bool):
         super().__init__()
@@ -92,12 +92,13 @@ class MultiTaskLoss(nn.Module):
             stance_weight, sentiment_weight = _balanced(stance_counts), _balanced(sentiment_counts)
         else:
             pos_weight = stance_weight = sentiment_weight = None
-        self.topic = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        self.topic = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
         self.stance = nn.CrossEntropyLoss(weight=stance_weight, ignore_index=-100)
         self.sentiment = nn.CrossEntropyLoss(weight=sentiment_weight)
 
     def forward(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        loss = self.topic(out["topic_logits"], batch["presence"])
+        # summed over topics (not averaged), so topic detection weighs as much as one classification task
+        loss = self.topic(out["topic_logits"], batch["presence"]).sum(1).mean()
         loss = loss + self.sentiment(out["sentiment_logits"], batch["sentiment"])
         if (batch["stance"] >= 0).any():
             loss = loss + self.stance(out["stance_logits"].reshape(-1, len(STANCES)), batch["stance"].reshape(-1))
@@ -180,7 +181,7 @@ def train(config: Config, log=print) -> dict:
             running.append(loss.item())
             step += 1
             progress.update(1)
-            progress.set_postfix(epoch=epoch, loss=f"{np.mean(running[-20:]):.3f}")
+            progress.set_postfix(epoch=epoch, loss=f"{np.mean(running[-20:]):.3f}", refresh=False)
             if settings.max_steps and step >= settings.max_steps:
                 break
         model.eval()
