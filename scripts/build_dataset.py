@@ -23,10 +23,17 @@ def main() -> None:
                         default=["work/candidates:work/labels", "work/candidates2:work/labels2"],
                         help="CANDIDATES_DIR:LABELS_DIR pairs, one per annotation round")
     parser.add_argument("--written", type=Path, nargs="*", default=[Path("work/written/written.jsonl")])
+    parser.add_argument("--adjudicated", type=Path, nargs="*", default=[Path("work/agree/adjudicated.jsonl")],
+                        help="final labels for items the two passes disagreed on (override the first pass)")
     parser.add_argument("--out", type=Path, default=Path("data/stance"))
     args = parser.parse_args()
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     seen_texts: set[str] = set()  # the same sentence re-published in another document is kept once
+    overrides = {}
+    for path in args.adjudicated:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            overrides[item["cid"]] = item
     label_files = []
     for pair in args.rounds:
         candidate_dir, label_dir = map(Path, pair.split(":"))
@@ -38,6 +45,7 @@ def main() -> None:
             candidates[c["cid"]] = c
         for line in label_file.read_text(encoding="utf-8").splitlines():
             lab = json.loads(line)
+            lab = {**lab, **overrides.get(lab["cid"], {})}
             cand = candidates[lab["cid"]]
             key = " ".join(cand["text"].lower().split())
             if key in seen_texts:
@@ -54,6 +62,8 @@ def main() -> None:
             }
             if lab.get("note"):
                 record["note"] = lab["note"]
+            if lab.get("adjudicated"):
+                record["adjudicated"] = lab["adjudicated"]
             splits[split_of(f"{src['corpus']}:{src['doc']}", 0.15, 0.15)].append(record)
     for path in args.written:
         for line in path.read_text(encoding="utf-8").splitlines():
