@@ -20,7 +20,7 @@ def split_of(key: str, dev: float, test: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--round", dest="rounds", nargs="*",
-                        default=["work/candidates:work/labels", "work/candidates2:work/labels2", "work/candidates3:work/labels3"],
+                        default=["work/candidates:work/labels", "work/candidates2:work/labels2", "work/candidates3:work/labels3", "work/candidates4:work/labels4"],
                         help="CANDIDATES_DIR:LABELS_DIR pairs, one per annotation round")
     parser.add_argument("--written", type=Path, nargs="*", default=[Path("work/written/written.jsonl")])
     parser.add_argument("--adjudicated", type=Path, nargs="*", default=[Path("work/agree/adjudicated.jsonl")],

@@ -1,0 +1,263 @@
+"""Corpus inference: stream documents, label every sentence, write resumable output parts.
+
+Layout of an output folder::
+
+    manifest.json            what was run (fingerprint) and which parts are finished
+    part-00000.parquet       rows of documents [first_item, end_item) of the input stream
+    part-00000.rejects.jsonl inputs of that range that could not be processed (file, line, reason)
+    rejects.jsonl            all rejects, written when the run completes
+
+A part and its rejects are written to temporary files and renamed; the manifest is rewritten (also
+atomically) only after that, so a killed run leaves at worst an unlisted part that the next run
+overwrites. Re-running the same command skips the input items already covered by listed parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from rustance import __version__
+from rustance.inference.readers import Document, Reject
+from rustance.labels import SENTIMENTS, STANCES
+from rustance.model import encode
+from rustance.text import split_sentences
+
+MANIFEST = "manifest.json"
+
+
+class OutputConflict(RuntimeError):
+    """The output folder holds a run with another model or configuration."""
+
+
+@dataclass
+class RunOptions:
+    output_format: str = "parquet"  # parquet | jsonl
+    batch_size: int = 64  # sentences per forward pass
+    window: int = 2048  # sentences sorted by length together (bucketing window)
+    part_sentences: int = 20_000  # sentences per output part (a part ends at a document boundary)
+
+
+@dataclass
+class Summary:
+    documents: int = 0
+    sentences: int = 0
+    rejected: int = 0
+    truncated: int = 0
+    skipped_items: int = 0  # input items already done by an earlier run
+    seconds: float = 0.0
+    parts: int = 0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def fingerprint(model_dir: Path, settings: dict) -> dict:
+    """What must match for an output folder to be continued: model weights and output-relevant options."""
+    digest = hashlib.sha256()
+    with open(model_dir / "model.safetensors", "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"model": str(model_dir.resolve()), "weights_sha256": digest.hexdigest()[:16], **settings}
+
+
+class CorpusRunner:
+    """Labels a stream of documents into an output folder, resumably."""
+
+    def __init__(self, classifier, output_dir: str | Path, options: RunOptions, run_fingerprint: dict,
+                 model_name: str = ""):
+        self.classifier = classifier
+        self.output_dir = Path(output_dir)
+        self.options = options
+        self.fingerprint = run_fingerprint
+        self.model_name = model_name
+        self.topic_ids = [t.id for t in classifier.topics]
+        self.manifest = self._open_manifest()
+
+    # --- manifest -------------------------------------------------------------------------------
+    def _open_manifest(self) -> dict:
+        path = self.output_dir / MANIFEST
+        if path.exists():
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            if manifest.get("fingerprint") != self.fingerprint:
+                theirs, ours = manifest.get("fingerprint", {}), self.fingerprint
+                changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+                raise OutputConflict(
+                    f"{self.output_dir} holds a run with a different model or configuration "
+                    f"(differs in: {', '.join(changed)}); choose another --output or delete that folder")
+            return manifest
+        if self.output_dir.exists() and any(self.output_dir.iterdir()):
+            raise OutputConflict(f"{self.output_dir} exists, is not empty and has no {MANIFEST}; "
+                                 "choose another --output")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        manifest = {"fingerprint": self.fingerprint, "rustance": __version__, "parts": [], "complete": False}
+        self._save_manifest(manifest)
+        return manifest
+
+    def _save_manifest(self, manifest: dict) -> None:
+        _atomic_write(self.output_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+
+    # --- labelling ------------------------------------------------------------------------------
+    def _label(self, sentences: list[tuple]) -> list[dict]:
+        """Rows for (doc_id, index, start, end, text, context) tuples; batches sorted by length."""
+        rows: list[dict | None] = [None] * len(sentences)
+        settings = self.classifier.settings
+        tokenizer = self.classifier.tokenizer
+        for begin in range(0, len(sentences), self.options.window):
+            window = list(range(begin, min(begin + self.options.window, len(sentences))))
+            lengths = [len(sentences[i][4]) + len(sentences[i][5]) for i in window]
+            order = [window[k] for k in sorted(range(len(window)), key=lengths.__getitem__)]
+            for start in range(0, len(order), self.options.batch_size):
+                idx = order[start : start + self.options.batch_size]
+                batch, truncated = encode(tokenizer, [sentences[i][4] for i in idx], [sentences[i][5] for i in idx],
+                                          settings, with_truncation=True)
+                with torch.inference_mode():
+                    out = self.classifier.model(**batch)
+                topic = torch.sigmoid(out["topic_logits"]).tolist()
+                stance = torch.softmax(out["stance_logits"], -1).tolist()
+                sentiment = torch.softmax(out["sentiment_logits"], -1).tolist()
+                for k, i in enumerate(idx):
+                    rows[i] = self._row(sentences[i], topic[k], stance[k], sentiment[k], truncated[k])
+        return rows  # type: ignore[return-value]
+
+    def _row(self, sentence: tuple, topic: list, stance: list, sentiment: list, truncated: bool) -> dict:
+        doc_id, index, start, end, text, _ = sentence
+        topics = []
+        for j, topic_id in enumerate(self.topic_ids):
+            if topic[j] >= self.classifier.thresholds.get(topic_id, 0.5):
+                probs = dict(zip(STANCES, stance[j]))
+                topics.append({"topic": topic_id, "stance": max(probs, key=probs.get),
+                               "probability": round(topic[j], 4), **{s: round(p, 4) for s, p in probs.items()}})
+        topics.sort(key=lambda t: -t["probability"])
+        sent = dict(zip(SENTIMENTS, sentiment))
+        return {
+            "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
+            "topics": topics, "sentiment": max(sent, key=sent.get),
+            **{f"sentiment_{s}": round(p, 4) for s, p in sent.items()},
+            "truncated": truncated, "model": self.model_name, "rustance_version": __version__,
+        }
+
+    # --- writing --------------------------------------------------------------------------------
+    def _write_part(self, number: int, rows: list[dict], rejects: list[Reject], items: tuple[int, int],
+                    documents: int) -> dict:
+        name = f"part-{number:05d}.{'parquet' if self.options.output_format == 'parquet' else 'jsonl'}"
+        if self.options.output_format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist(rows, schema=self.schema())
+            tmp = self.output_dir / f".{name}.tmp"
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.output_dir / name)
+        else:
+            _atomic_write(self.output_dir / name,
+                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+        reject_name = f"part-{number:05d}.rejects.jsonl"
+        _atomic_write(self.output_dir / reject_name,
+                      "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
+        return {"name": name, "rejects": reject_name, "items": list(items), "rows": len(rows),
+                "documents": documents, "rejected": len(rejects)}
+
+    def schema(self):
+        import pyarrow as pa
+
+        topic = pa.struct([("topic", pa.string()), ("stance", pa.string()), ("probability", pa.float32()),
+                           *[(s, pa.float32()) for s in STANCES]])
+        return pa.schema([
+            ("doc_id", pa.string()), ("sentence_index", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
+            ("sentence", pa.string()), ("topics", pa.list_(topic)), ("sentiment", pa.string()),
+            *[(f"sentiment_{s}", pa.float32()) for s in SENTIMENTS],
+            ("truncated", pa.bool_()), ("model", pa.string()), ("rustance_version", pa.string()),
+        ])
+
+    # --- the run --------------------------------------------------------------------------------
+    def run(self, items: Iterable[Document | Reject], on_progress: Callable[[int, int], None] | None = None) -> Summary:
+        """Process ``items`` (documents and rejects in input order); returns counts for this run."""
+        started = time.time()
+        summary = Summary()
+        parts = self.manifest["parts"]
+        done_items = parts[-1]["items"][1] if parts else 0
+        if self.manifest.get("complete"):
+            summary.skipped_items = done_items
+            return summary
+        sentences: list[tuple] = []
+        rejects: list[Reject] = []
+        documents = 0
+        first_item = done_items
+        item = -1
+        for item, entry in enumerate(items):
+            if item < done_items:
+                summary.skipped_items += 1
+                continue
+            if isinstance(entry, Reject):
+                rejects.append(entry)
+            else:
+                pieces = split_sentences(entry.text)
+                if not pieces:
+                    rejects.append(Reject(entry.source, entry.line, "no sentences (whitespace only)"))
+                previous = ""
+                for index, piece in enumerate(pieces):
+                    sentences.append((entry.doc_id, index, piece.start, piece.end, piece.text, previous))
+                    previous = piece.text
+                documents += 1
+            if len(sentences) >= self.options.part_sentences:
+                self._flush(sentences, rejects, (first_item, item + 1), documents, summary)
+                if on_progress:
+                    on_progress(summary.sentences, summary.documents)
+                sentences, rejects, documents, first_item = [], [], 0, item + 1
+        if sentences or rejects or first_item < item + 1:
+            self._flush(sentences, rejects, (first_item, max(item + 1, first_item)), documents, summary)
+        self.manifest["complete"] = True
+        self._save_manifest(self.manifest)
+        self._write_all_rejects()
+        summary.seconds = time.time() - started
+        return summary
+
+    def _flush(self, sentences, rejects, items, documents, summary: Summary) -> None:
+        rows = self._label(sentences) if sentences else []
+        part = self._write_part(len(self.manifest["parts"]), rows, rejects, items, documents)
+        self.manifest["parts"].append(part)
+        self._save_manifest(self.manifest)
+        summary.parts += 1
+        summary.documents += documents
+        summary.sentences += len(rows)
+        summary.rejected += len(rejects)
+        summary.truncated += sum(r["truncated"] for r in rows)
+        for r in rejects:
+            key = r.reason.split(":")[0].split(" at ")[0]
+            summary.reject_reasons[key] = summary.reject_reasons.get(key, 0) + 1
+
+    def _write_all_rejects(self) -> None:
+        lines = []
+        for part in self.manifest["parts"]:
+            lines.append((self.output_dir / part["rejects"]).read_bytes())
+        _atomic_write(self.output_dir / "rejects.jsonl", b"".join(lines))
+
+
+def iter_rows(output_dir: str | Path) -> Iterator[dict]:
+    """Read back every row of a finished (or partial) output folder, in input order."""
+    output_dir = Path(output_dir)
+    manifest = json.loads((output_dir / MANIFEST).read_text(encoding="utf-8"))
+    for part in manifest["parts"]:
+        path = output_dir / part["name"]
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.read_table(path).to_pylist()
+        else:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                yield json.loads(line)
