@@ -185,24 +185,19 @@ class CorpusRunner:
         ])
 
     # --- the run --------------------------------------------------------------------------------
-    def run(self, items: Iterable[Document | Reject], on_progress: Callable[[int, int], None] | None = None) -> Summary:
-        """Process ``items`` (documents and rejects in input order); returns counts for this run."""
-        started = time.time()
-        summary = Summary()
-        parts = self.manifest["parts"]
-        done_items = parts[-1]["items"][1] if parts else 0
-        if self.manifest.get("complete"):
-            summary.skipped_items = done_items
-            return summary
+    def _chunks(self, items: Iterable[Document | Reject], skip: int, summary: Summary) -> Iterator[tuple]:
+        """Group input items after the first ``skip`` into chunks of about ``part_sentences`` sentences.
+
+        Yields ``(sentences, rejects, (first_item, end_item), documents)``; a chunk ends at a document boundary.
+        """
         sentences: list[tuple] = []
         rejects: list[Reject] = []
-        documents = 0
-        first_item = done_items
-        item = -1
+        documents, first_item, end_item = 0, skip, skip
         for item, entry in enumerate(items):
-            if item < done_items:
+            if item < skip:
                 summary.skipped_items += 1
                 continue
+            end_item = item + 1
             if isinstance(entry, Reject):
                 rejects.append(entry)
             else:
@@ -213,14 +208,26 @@ class CorpusRunner:
                 for index, piece in enumerate(pieces):
                     sentences.append((entry.doc_id, index, piece.start, piece.end, piece.text, previous))
                     previous = piece.text
-                documents += 1
+                documents += bool(pieces)
             if len(sentences) >= self.options.part_sentences:
-                self._flush(sentences, rejects, (first_item, item + 1), documents, summary)
-                if on_progress:
-                    on_progress(summary.sentences, summary.documents)
-                sentences, rejects, documents, first_item = [], [], 0, item + 1
-        if sentences or rejects or first_item < item + 1:
-            self._flush(sentences, rejects, (first_item, max(item + 1, first_item)), documents, summary)
+                yield sentences, rejects, (first_item, end_item), documents
+                sentences, rejects, documents, first_item = [], [], 0, end_item
+        if sentences or rejects or first_item < end_item:
+            yield sentences, rejects, (first_item, end_item), documents
+
+    def run(self, items: Iterable[Document | Reject], on_progress: Callable[[Summary], None] | None = None) -> Summary:
+        """Process ``items`` (documents and rejects in input order) into the output folder; resumes."""
+        started = time.time()
+        summary = Summary()
+        parts = self.manifest["parts"]
+        done_items = parts[-1]["items"][1] if parts else 0
+        if self.manifest.get("complete"):
+            summary.skipped_items = done_items
+            return summary
+        for sentences, rejects, item_range, documents in self._chunks(items, done_items, summary):
+            self._flush(sentences, rejects, item_range, documents, summary)
+            if on_progress:
+                on_progress(summary)
         self.manifest["complete"] = True
         self._save_manifest(self.manifest)
         self._write_all_rejects()
@@ -233,6 +240,10 @@ class CorpusRunner:
         self.manifest["parts"].append(part)
         self._save_manifest(self.manifest)
         summary.parts += 1
+        self._count(rows, rejects, documents, summary)
+
+    @staticmethod
+    def _count(rows: list[dict], rejects: list[Reject], documents: int, summary: Summary) -> None:
         summary.documents += documents
         summary.sentences += len(rows)
         summary.rejected += len(rejects)
