@@ -78,15 +78,16 @@ def fingerprint(model_dir: Path, settings: dict) -> dict:
 class CorpusRunner:
     """Labels a stream of documents into an output folder, resumably."""
 
-    def __init__(self, classifier, output_dir: str | Path, options: RunOptions, run_fingerprint: dict,
-                 model_name: str = ""):
+    def __init__(self, classifier, output_dir: str | Path | None, options: RunOptions,
+                 run_fingerprint: dict | None = None, model_name: str = "", progress=None):
         self.classifier = classifier
-        self.output_dir = Path(output_dir)
         self.options = options
-        self.fingerprint = run_fingerprint
+        self.fingerprint = run_fingerprint or {}
         self.model_name = model_name
         self.topic_ids = [t.id for t in classifier.topics]
-        self.manifest = self._open_manifest()
+        self.progress = progress  # a tqdm-like bar counting input items, or None
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.manifest = self._open_manifest() if self.output_dir is not None else {"parts": []}
 
     # --- manifest -------------------------------------------------------------------------------
     def _open_manifest(self) -> dict:
@@ -112,8 +113,11 @@ class CorpusRunner:
         _atomic_write(self.output_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
 
     # --- labelling ------------------------------------------------------------------------------
-    def _label(self, sentences: list[tuple]) -> list[dict]:
-        """Rows for (doc_id, index, start, end, text, context) tuples; batches sorted by length."""
+    def _label(self, sentences: list[tuple], items: int = 0) -> list[dict]:
+        """Rows for (doc_id, index, start, end, text, context) tuples; batches sorted by length.
+
+        ``items`` (input items in this chunk) advances the progress bar in proportion to sentences done.
+        """
         rows: list[dict | None] = [None] * len(sentences)
         settings = self.classifier.settings
         tokenizer = self.classifier.tokenizer
@@ -132,6 +136,8 @@ class CorpusRunner:
                 sentiment = torch.softmax(out["sentiment_logits"], -1).tolist()
                 for k, i in enumerate(idx):
                     rows[i] = self._row(sentences[i], topic[k], stance[k], sentiment[k], truncated[k])
+                if self.progress is not None and items:
+                    self.progress.update(items * len(idx) / len(sentences))
         return rows  # type: ignore[return-value]
 
     def _row(self, sentence: tuple, topic: list, stance: list, sentiment: list, truncated: bool) -> dict:
@@ -221,6 +227,8 @@ class CorpusRunner:
         summary = Summary()
         parts = self.manifest["parts"]
         done_items = parts[-1]["items"][1] if parts else 0
+        if self.progress is not None:
+            self.progress.update(done_items)
         if self.manifest.get("complete"):
             summary.skipped_items = done_items
             return summary
@@ -234,8 +242,18 @@ class CorpusRunner:
         summary.seconds = time.time() - started
         return summary
 
+    def stream(self, items: Iterable[Document | Reject], summary: Summary) -> Iterator[dict | Reject]:
+        """Label ``items`` without an output folder: yield rows and rejects in input order."""
+        for sentences, rejects, item_range, documents in self._chunks(items, 0, summary):
+            rows = self._label(sentences, item_range[1] - item_range[0]) if sentences else []
+            self._count(rows, rejects, documents, summary)
+            yield from rejects
+            yield from rows
+
     def _flush(self, sentences, rejects, items, documents, summary: Summary) -> None:
-        rows = self._label(sentences) if sentences else []
+        rows = self._label(sentences, items[1] - items[0]) if sentences else []
+        if self.progress is not None and not sentences:
+            self.progress.update(items[1] - items[0])
         part = self._write_part(len(self.manifest["parts"]), rows, rejects, items, documents)
         self.manifest["parts"].append(part)
         self._save_manifest(self.manifest)

@@ -227,3 +227,23 @@ def _lines_or_text(handle, where: str, fmt: str, options: ReaderOptions) -> Iter
         yield Reject(where, raw.count(b"\n", 0, exc.start) + 1, f"invalid UTF-8 at byte {exc.start}", _excerpt(raw))
         return
     yield _document({"text": text, "id": Path(where).name}, where, 1, ReaderOptions("text", "id", max_chars=options.max_chars))
+
+
+def count_items(paths: list[str], options: ReaderOptions) -> int | None:
+    """A quick estimate of the number of input items (for progress and ETA); None when unknown (stdin)."""
+    total = 0
+    for path in paths:
+        if path == "-":
+            return None
+        fmt = options.input_format or _SUFFIXES[Path(path).suffix.lower()]
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            total += pq.ParquetFile(path).metadata.num_rows
+        elif fmt == "txt":
+            total += 1
+        else:
+            with open(path, "rb") as handle:
+                lines = sum(1 for line in handle if line.strip())
+            total += max(lines - (1 if fmt in ("csv", "tsv") else 0), 0)
+    return total

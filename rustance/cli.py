@@ -113,25 +113,79 @@ def evaluate(
 @app.command()
 def predict(
     model: Annotated[Path, typer.Option(help="trained model folder")],
-    texts: Annotated[Optional[list[str]], typer.Argument(help="sentences or documents; '-' or none reads stdin")] = None,
-    document: Annotated[bool, typer.Option(help="split each input into sentences (razdel) first")] = False,
+    inputs: Annotated[Optional[list[str]], typer.Argument(
+        help="JSONL, CSV/TSV, Parquet or .txt files, folders of them, or '-' for stdin (default)")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        help="output folder (Parquet/JSONL parts + manifest; re-run to resume). Omit to print JSON lines")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="parquet or jsonl")] = "parquet",
+    text_column: Annotated[str, typer.Option(help="field/column holding the document text")] = "text",
+    id_column: Annotated[str, typer.Option(help="field/column holding the document id ('' for none)")] = "id",
+    input_format: Annotated[Optional[str], typer.Option(
+        help="jsonl, csv, tsv, parquet, txt (one document per file) or lines (one per line); default by suffix")] = None,
+    batch_size: Annotated[int, typer.Option(help="sentences per forward pass")] = 64,
+    max_chars: Annotated[int, typer.Option(help="longer documents go to the rejects file")] = 1_000_000,
+    part_sentences: Annotated[int, typer.Option(help="sentences per output part")] = 20_000,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores)")] = None,
 ) -> None:
-    """Label texts and print one JSON object per sentence."""
+    """Label every sentence of a corpus: streaming, resumable, bad input goes to rejects.jsonl."""
+    from rustance.inference.engine import CorpusRunner, OutputConflict, RunOptions, Summary, fingerprint
+    from rustance.inference.readers import FORMATS, InputError, ReaderOptions, count_items, read_documents, resolve_inputs
     from rustance.model import ModelLoadError
 
+    if output_format not in ("parquet", "jsonl"):
+        _fail(f"--format must be parquet or jsonl, got {output_format!r}")
+    if input_format is not None and input_format not in FORMATS:
+        _fail(f"--input-format must be one of {', '.join(FORMATS)}, got {input_format!r}")
+    options = ReaderOptions(text_column=text_column, id_column=id_column or None, input_format=input_format,
+                            max_chars=max_chars)
+    try:
+        paths = resolve_inputs(inputs or ["-"], input_format)
+    except InputError as exc:
+        _fail(str(exc))
     _quiet_transformers()
+    import torch
+
     from rustance.inference.predictor import load
 
+    if threads:
+        torch.set_num_threads(threads)
     try:
-        classifier = load(model)
+        classifier = load(model, batch_size=batch_size)
     except ModelLoadError as exc:
         _fail(str(exc))
-    if not texts or texts == ["-"]:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    for index, text in enumerate(texts):
-        results = classifier.predict_document(text) if document else classifier.predict([text])
-        for result in results:
-            print(json.dumps({"input": index, **result.to_dict()}, ensure_ascii=False))
+    run_options = RunOptions(output_format=output_format, batch_size=batch_size, part_sentences=part_sentences)
+    model_name = classifier.settings.get("base_model", "") + f" ({model.name})"
+    summary = Summary()
+    if output is None:
+        runner = CorpusRunner(classifier, None, run_options, model_name=model_name)
+        try:
+            for entry in runner.stream(read_documents(paths, options), summary):
+                if isinstance(entry, dict):
+                    print(json.dumps(entry, ensure_ascii=False))
+                else:
+                    typer.echo(f"rejected {entry.source}:{entry.line}: {entry.reason}", err=True)
+        except InputError as exc:
+            _fail(str(exc))
+    else:
+        settings = {"inputs": [str(Path(p).resolve()) if p != "-" else "-" for p in paths],
+                    "text_column": text_column, "id_column": id_column, "input_format": input_format,
+                    "max_chars": max_chars, "format": output_format, "part_sentences": part_sentences}
+        from rustance.progress import progress
+
+        bar = progress(count_items(paths, options), "documents", unit="doc")
+        try:
+            runner = CorpusRunner(classifier, output, run_options, fingerprint(model, settings), model_name,
+                                  progress=bar)
+            summary = runner.run(read_documents(paths, options))
+        except (OutputConflict, InputError) as exc:
+            _fail(str(exc))
+        finally:
+            bar.close()
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary.reject_reasons.items()))
+    console.print(f"processed {summary.documents} documents, {summary.sentences} sentences"
+                  f" ({summary.truncated} truncated); rejected {summary.rejected}" + (f" ({reasons})" if reasons else "")
+                  + (f"; skipped {summary.skipped_items} items done by an earlier run" if summary.skipped_items else "")
+                  + (f"; output in {output}" if output else ""), highlight=False)
 
 
 data_app = typer.Typer(help="Work with the labelled data.", no_args_is_help=True)

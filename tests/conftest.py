@@ -72,3 +72,19 @@ def toy_files(tmp_path) -> tuple[Path, Path]:
     train = write_jsonl(tmp_path / "train.jsonl", toy_records("tr"))
     dev = write_jsonl(tmp_path / "dev.jsonl", toy_records("dv"))
     return train, dev
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """An untrained rustance checkpoint (tiny encoder, random heads): enough to exercise inference."""
+    import torch
+
+    from rustance.labels import load_topics
+    from rustance.model import build_model
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(str(tiny_encoder_dir), load_topics(), "mean", True, 32)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
