@@ -169,3 +169,16 @@ def test_stream_to_stdout(tiny_model_dir):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 6 and rows[0]["doc_id"] == "<stdin>:1"
+
+
+def test_line_progress_when_not_a_terminal():
+    import io
+
+    from rustance.progress import LineProgress
+
+    stream = io.StringIO()
+    bar = LineProgress(10, "documents", "doc", interval=0.0, stream=stream)
+    bar.update(5)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "5/10 (50%) doc" in lines[0] and "ETA" in lines[0] and "\r" not in stream.getvalue()

@@ -1,0 +1,157 @@
+"""Corpus-inference throughput on the default model's shape (rubert-tiny2, random weights).
+
+Measures, on the same N real sentences (Telegram news corpus, ../shared/corpora), in one run:
+  (a) a plain transformers pipeline("text-classification") loop at batch size 32 — the baseline;
+  (b) rustance's corpus engine (PyTorch), with and without the previous-sentence context;
+and prints sentences/s, peak RSS and the ratio to (a), plus the throughput the encoder's linear-layer
+FLOPs would allow at this machine's measured fp32 matmul speed. Each variant runs in its own process so
+peak memory is its own. Random weights give the real speed of the default model, not its quality.
+
+    python benchmarks/throughput.py --sentences 20000 --out reports/benchmark-throughput.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def load_sentences(n: int, corpora: Path) -> list[str]:
+    from rustance.corpora import iter_documents
+    from rustance.text import split_sentences
+
+    sentences = []
+    for _, text in iter_documents("telegram_news", corpora):
+        sentences += [s.text for s in split_sentences(text) if len(s.text) >= 20]
+        if len(sentences) >= n:
+            return sentences[:n]
+    return sentences
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_pipeline(sentences: list[str], shape: Path) -> dict:
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(shape, num_labels=3)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(shape),
+                        device=-1, batch_size=32, truncation=True, max_length=128)
+    started = time.perf_counter()
+    for _ in classify(sentences):
+        pass
+    return {"seconds": time.perf_counter() - started}
+
+
+def run_rustance(sentences: list[str], shape: Path, use_context: bool) -> dict:
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    from rustance.inference.engine import CorpusRunner, RunOptions, Summary
+    from rustance.inference.predictor import load
+    from rustance.inference.readers import Document
+    from rustance.labels import SENTIMENTS, load_topics
+    from rustance.model import StanceModel
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(shape)
+    config.rustance = {"topics": [{"id": t.id, "description": t.description} for t in load_topics()],
+                       "pooling": "mean", "use_context": use_context, "max_length": 128, "text_prefix": ""}
+    config.id2label = dict(enumerate(SENTIMENTS))
+    with tempfile.TemporaryDirectory() as folder:
+        StanceModel(config).save_pretrained(folder)
+        AutoTokenizer.from_pretrained(shape).save_pretrained(folder)
+        classifier = load(folder)
+    # documents of 5 sentences, so the context (previous sentence) is real
+    documents = [Document(f"d{i}", " ".join(sentences[i : i + 5]), "bench", i) for i in range(0, len(sentences), 5)]
+    runner = CorpusRunner(classifier, None, RunOptions())
+    summary = Summary()
+    started = time.perf_counter()
+    for _ in runner.stream(documents, summary):
+        pass
+    return {"seconds": time.perf_counter() - started, "sentences_labelled": summary.sentences}
+
+
+def flops_limit(sentences: list[str], shape: Path) -> dict:
+    """Sentences/s that the encoder's linear layers allow at the measured fp32 matmul speed."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(shape)
+    tokenizer = AutoTokenizer.from_pretrained(shape)
+    tokens = sum(len(ids) for ids in tokenizer(sentences, truncation=True, max_length=128)["input_ids"]) / len(sentences)
+    h, ffn, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    flops_per_token = 2 * layers * (4 * h * h + 2 * h * ffn)
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    repeats = 30
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    gflops = 2 * 1024**3 * repeats / (time.perf_counter() - started) / 1e9
+    return {"tokens_per_sentence": tokens, "gflops": gflops,
+            "limit_sentences_per_s": gflops * 1e9 / (flops_per_token * tokens)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=20_000)
+    parser.add_argument("--shape", type=Path, default=SHARED / "models" / "rubert-tiny2-shape")
+    parser.add_argument("--corpora", type=Path, default=SHARED / "corpora")
+    parser.add_argument("--out", type=Path, help="write a Markdown report here")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sentences = load_sentences(args.sentences, args.corpora)
+    if args.variant:
+        if args.variant == "pipeline":
+            result = run_pipeline(sentences, args.shape)
+        elif args.variant == "limit":
+            result = flops_limit(sentences, args.shape)
+        else:
+            result = run_rustance(sentences, args.shape, use_context=args.variant == "rustance-context")
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        return
+    results = {}
+    for variant in ("limit", "pipeline", "rustance-no-context", "rustance-context"):
+        command = [sys.executable, __file__, "--variant", variant, "--sentences", str(args.sentences),
+                   "--shape", str(args.shape), "--corpora", str(args.corpora)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results[variant] = json.loads(output.strip().splitlines()[-1])
+        print(variant, results[variant], flush=True)
+    n = len(sentences)
+    base = n / results["pipeline"]["seconds"]
+    limit = results["limit"]
+    names = {"pipeline": "(a) transformers pipeline, batch 32",
+             "rustance-no-context": "(b) rustance PyTorch engine, sentence only",
+             "rustance-context": "(b') rustance PyTorch engine, with previous-sentence context (default)"}
+    lines = [f"# Corpus inference throughput ({n} Telegram sentences, rubert-tiny2 shape, random weights)", "",
+             f"Command: `python benchmarks/throughput.py --sentences {args.sentences}`", "",
+             "| variant | sentences/s | × (a) | peak RSS MB |", "| --- | --- | --- | --- |"]
+    for key, name in names.items():
+        rate = n / results[key]["seconds"]
+        lines.append(f"| {name} | {rate:.0f} | {rate / base:.2f} | {results[key]['peak_rss_mb']:.0f} |")
+    lines += ["", f"Measured fp32 matmul: {limit['gflops']:.0f} GFLOP/s; mean {limit['tokens_per_sentence']:.1f} "
+              f"tokens per sentence; the encoder's linear-layer FLOPs allow about "
+              f"{limit['limit_sentences_per_s']:.0f} sentences/s (sentence only, no attention or overhead)."]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        args.out.write_text(report, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
