@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -271,10 +272,14 @@ class CorpusRunner:
             summary.reject_reasons[key] = summary.reject_reasons.get(key, 0) + 1
 
     def _write_all_rejects(self) -> None:
-        lines = []
-        for part in self.manifest["parts"]:
-            lines.append((self.output_dir / part["rejects"]).read_bytes())
-        _atomic_write(self.output_dir / "rejects.jsonl", b"".join(lines))
+        """Concatenate the parts' reject files (streamed, not held in memory) into rejects.jsonl."""
+        target = self.output_dir / "rejects.jsonl"
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "wb") as out:
+            for part in self.manifest["parts"]:
+                with open(self.output_dir / part["rejects"], "rb") as handle:
+                    shutil.copyfileobj(handle, out)
+        os.replace(tmp, target)
 
 
 def iter_rows(output_dir: str | Path) -> Iterator[dict]:

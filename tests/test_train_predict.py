@@ -104,6 +104,12 @@ def test_cli_errors_are_clear(tmp_path, tiny_encoder_dir, toy_files):
     assert result.exit_code == 2 and f"{bad}:1" in result.output and "unknown topic 'mars'" in result.output
     result = runner.invoke(app, ["evaluate", "--model", str(tmp_path), "--data", str(bad)])
     assert result.exit_code == 2 and "not a rustance model folder" in result.output
+    keep = tmp_path / "precious"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("do not delete")
+    result = _train(tiny_encoder_dir, toy_files, keep)
+    assert result.exit_code == 2 and "is not a rustance model folder" in result.output
+    assert (keep / "notes.txt").read_text() == "do not delete"
 
 
 def test_user_topic_is_trained_and_predicted(tiny_encoder_dir, tmp_path):

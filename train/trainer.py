@@ -132,9 +132,19 @@ def load_training_data(config: Config):
     return topics, train, dev
 
 
+def _check_output_dir(output_dir: Path) -> None:
+    """Refuse to overwrite a folder that is not an earlier rustance checkpoint."""
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        config = output_dir / "config.json"
+        if not (config.is_file() and '"rustance"' in config.read_text(encoding="utf-8")):
+            raise ValueError(f"train.output_dir {output_dir} exists and is not a rustance model folder; "
+                             "choose another output_dir")
+
+
 def train(config: Config, log=print) -> dict:
     """Fine-tune as configured; save the best dev checkpoint to ``train.output_dir``. Returns dev metrics."""
     settings = config.train
+    _check_output_dir(Path(settings.output_dir))
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     set_seed(settings.seed)
