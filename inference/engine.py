@@ -70,7 +70,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def fingerprint(model_dir: Path, settings: dict) -> dict:
     """What must match for an output folder to be continued: model weights and output-relevant options."""
     digest = hashlib.sha256()
-    with open(model_dir / "model.safetensors", "rb") as handle:
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        weights = model_dir / "model.onnx"
+    with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return {"model": str(model_dir.resolve()), "weights_sha256": digest.hexdigest()[:16], **settings}

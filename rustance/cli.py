@@ -126,6 +126,7 @@ def predict(
     max_chars: Annotated[int, typer.Option(help="longer documents go to the rejects file")] = 1_000_000,
     part_sentences: Annotated[int, typer.Option(help="sentences per output part")] = 20_000,
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores)")] = None,
+    backend: Annotated[str, typer.Option(help="torch, or onnx for a folder made by `rustance export-onnx`")] = "torch",
 ) -> None:
     """Label every sentence of a corpus: streaming, resumable, bad input goes to rejects.jsonl."""
     from rustance.inference.engine import CorpusRunner, OutputConflict, RunOptions, Summary, fingerprint
@@ -134,6 +135,8 @@ def predict(
 
     if output_format not in ("parquet", "jsonl"):
         _fail(f"--format must be parquet or jsonl, got {output_format!r}")
+    if backend not in ("torch", "onnx"):
+        _fail(f"--backend must be torch or onnx, got {backend!r}")
     if input_format is not None and input_format not in FORMATS:
         _fail(f"--input-format must be one of {', '.join(FORMATS)}, got {input_format!r}")
     options = ReaderOptions(text_column=text_column, id_column=id_column or None, input_format=input_format,
@@ -150,7 +153,12 @@ def predict(
     if threads:
         torch.set_num_threads(threads)
     try:
-        classifier = load(model, batch_size=batch_size)
+        if backend == "onnx":
+            from rustance.inference.onnx_backend import load_onnx
+
+            classifier = load_onnx(model, batch_size=batch_size, threads=threads)
+        else:
+            classifier = load(model, batch_size=batch_size)
     except ModelLoadError as exc:
         _fail(str(exc))
     run_options = RunOptions(output_format=output_format, batch_size=batch_size, part_sentences=part_sentences)
@@ -186,6 +194,33 @@ def predict(
                   f" ({summary.truncated} truncated); rejected {summary.rejected}" + (f" ({reasons})" if reasons else "")
                   + (f"; skipped {summary.skipped_items} items done by an earlier run" if summary.skipped_items else "")
                   + (f"; output in {output}" if output else ""), highlight=False)
+
+
+@app.command("export-onnx")
+def export_onnx(
+    model: Annotated[Path, typer.Option(help="trained model folder")],
+    out: Annotated[Path, typer.Option(help="new folder for the ONNX model")],
+    check: Annotated[Path, typer.Option(help="labelled JSONL whose sentences are used for the agreement check")] = Path(
+        "data/stance/dev.jsonl"),
+    int8: Annotated[bool, typer.Option(help="dynamic int8 quantisation of the weights")] = False,
+    min_agreement: Annotated[float, typer.Option(help="refuse below this share of identical labels")] = 0.99,
+    corpora: Annotated[Optional[Path], typer.Option(help="corpus folder for stand-off records")] = None,
+) -> None:
+    """Export to ONNX (optionally int8) and check its labels agree with the PyTorch model."""
+    _quiet_transformers()
+    from rustance.inference.onnx_backend import export_onnx as run_export
+    from rustance.inference.predictor import load
+    from rustance.model import ModelLoadError
+    from rustance.records import DataError, load_records
+
+    try:
+        reference = load(model)
+        records = load_records(check, reference.topics, corpora)
+        run_export(reference, out, [r.text for r in records], [r.context for r in records], int8=int8,
+                   min_agreement=min_agreement, log=lambda m: console.print(m, highlight=False))
+    except (DataError, ModelLoadError, FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"ONNX model written to {out}", highlight=False)
 
 
 data_app = typer.Typer(help="Work with the labelled data.", no_args_is_help=True)

@@ -1,0 +1,112 @@
+"""Optional ONNX Runtime backend: export a trained model, check it agrees, run it in the engine.
+
+    rustance export-onnx --model runs/m --out runs/m-onnx [--int8] [--check data/stance/dev.jsonl]
+
+The export refuses to leave a model whose labels agree with the PyTorch model on fewer than 99 % of the
+check sentences. Needs ``pip install rustance[onnx]`` (onnx, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoTokenizer
+
+from rustance.model import ModelLoadError, encode
+
+ONNX_FILE = "model.onnx"
+OUTPUTS = ("topic_logits", "stance_logits", "sentiment_logits")
+
+
+class _Outputs(nn.Module):
+    """Tuple outputs for the exporter."""
+
+    def __init__(self, model: nn.Module, with_types: bool):
+        super().__init__()
+        self.model, self.with_types = model, with_types
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         token_type_ids=token_type_ids if self.with_types else None)
+        return tuple(out[k] for k in OUTPUTS)
+
+
+class OnnxModel:
+    """Duck-types the parts of :class:`rustance.model.StanceModel` that inference uses."""
+
+    def __init__(self, folder: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.config = AutoConfig.from_pretrained(folder)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    def __call__(self, **batch) -> dict[str, torch.Tensor]:
+        feed = {k: v.numpy().astype(np.int64) for k, v in batch.items() if k in self.inputs}
+        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, self.session.run(list(OUTPUTS), feed))}
+
+
+def load_onnx(folder: str | Path, batch_size: int = 64, threads: int | None = None):
+    """A :class:`Classifier` running on ONNX Runtime from an exported folder."""
+    from rustance.inference.predictor import Classifier
+
+    folder = Path(folder)
+    if not (folder / ONNX_FILE).is_file():
+        raise ModelLoadError(f"{folder} has no {ONNX_FILE}; create it with `rustance export-onnx`")
+    return Classifier(OnnxModel(folder, threads), AutoTokenizer.from_pretrained(folder), batch_size=batch_size)
+
+
+def agreement(reference, candidate, texts: list[str], contexts: list[str]) -> float:
+    """Share of sentences where topics, their stances and the sentiment are all the same."""
+    a = reference.predict(texts, contexts)
+    b = candidate.predict(texts, contexts)
+    same = [x.to_labels().topics == y.to_labels().topics and x.sentiment == y.sentiment for x, y in zip(a, b)]
+    return float(np.mean(same)) if same else 1.0
+
+
+def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list[str],
+                int8: bool = False, min_agreement: float = 0.99, log=print) -> float:
+    """Export ``reference`` (a PyTorch :class:`Classifier`), optionally quantise it (dynamic int8), and keep
+    the result only if its labels agree with the reference on at least ``min_agreement`` of ``texts``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists; choose a new --out")
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    sample = encode(reference.tokenizer, ["Пример предложения для экспорта."], ["Контекст."], reference.settings)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    dynamic = {n: {0: "batch", 1: "tokens"} for n in names}
+    dynamic.update({n: {0: "batch"} for n in OUTPUTS})
+    wrapper = _Outputs(reference.model, "token_type_ids" in names).eval()
+    with torch.no_grad():
+        torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(tmp / ONNX_FILE), input_names=names,
+                          output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(tmp / ONNX_FILE), str(tmp / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        (tmp / "model.int8.onnx").replace(tmp / ONNX_FILE)
+    reference.model.config.save_pretrained(tmp)
+    reference.tokenizer.save_pretrained(tmp)
+    score = agreement(reference, load_onnx(tmp), texts, contexts)
+    log(f"labels agree with the PyTorch model on {100 * score:.2f} % of {len(texts)} sentences")
+    if score < min_agreement:
+        shutil.rmtree(tmp)
+        raise ValueError(f"agreement {100 * score:.2f} % is below the required {100 * min_agreement:.0f} %; "
+                         "no ONNX model written")
+    tmp.rename(out_dir)
+    return score
