@@ -3,6 +3,7 @@
 Measures, on the same N real sentences (Telegram news corpus, ../shared/corpora), in one run:
   (a) a plain transformers pipeline("text-classification") loop at batch size 32 — the baseline;
   (b) rustance's corpus engine (PyTorch), with and without the previous-sentence context;
+  (c) the engine on ONNX Runtime and (d) on ONNX Runtime with dynamic int8 weights;
 and prints sentences/s, peak RSS and the ratio to (a), plus the throughput the encoder's linear-layer
 FLOPs would allow at this machine's measured fp32 matmul speed. Each variant runs in its own process so
 peak memory is its own. Random weights give the real speed of the default model, not its quality.
@@ -55,7 +56,7 @@ def run_pipeline(sentences: list[str], shape: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def run_rustance(sentences: list[str], shape: Path, use_context: bool) -> dict:
+def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: str = "torch") -> dict:
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
@@ -70,18 +71,29 @@ def run_rustance(sentences: list[str], shape: Path, use_context: bool) -> dict:
     config.rustance = {"topics": [{"id": t.id, "description": t.description} for t in load_topics()],
                        "pooling": "mean", "use_context": use_context, "max_length": 128, "text_prefix": ""}
     config.id2label = dict(enumerate(SENTIMENTS))
+    extra = {}
     with tempfile.TemporaryDirectory() as folder:
         StanceModel(config).save_pretrained(folder)
         AutoTokenizer.from_pretrained(shape).save_pretrained(folder)
         classifier = load(folder)
-    # documents of 5 sentences, so the context (previous sentence) is real
-    documents = [Document(f"d{i}", " ".join(sentences[i : i + 5]), "bench", i) for i in range(0, len(sentences), 5)]
+        if backend != "torch":
+            from rustance.inference.onnx_backend import export_onnx, load_onnx
+
+            sample = sentences[:1000]
+            # random weights put many labels near ties, so the agreement is reported, not enforced, here
+            extra["agreement"] = export_onnx(classifier, Path(folder) / "onnx", sample[1:], sample[:-1],
+                                             int8=backend == "onnx-int8", min_agreement=0.0, log=lambda m: None)
+            classifier = load_onnx(Path(folder) / "onnx")
+    # documents of 5 sentences, one per line (a line break always ends a sentence), so the engine labels
+    # exactly these sentences and the context (previous sentence) is real
+    documents = [Document(f"d{i}", "\n".join(sentences[i : i + 5]), "bench", i) for i in range(0, len(sentences), 5)]
     runner = CorpusRunner(classifier, None, RunOptions())
     summary = Summary()
     started = time.perf_counter()
     for _ in runner.stream(documents, summary):
         pass
-    return {"seconds": time.perf_counter() - started, "sentences_labelled": summary.sentences}
+    assert summary.sentences == len(sentences), (summary.sentences, len(sentences))
+    return {"seconds": time.perf_counter() - started, "sentences_labelled": summary.sentences, **extra}
 
 
 def flops_limit(sentences: list[str], shape: Path) -> dict:
@@ -121,12 +133,14 @@ def main() -> None:
             result = run_pipeline(sentences, args.shape)
         elif args.variant == "limit":
             result = flops_limit(sentences, args.shape)
+        elif args.variant in ("onnx", "onnx-int8"):
+            result = run_rustance(sentences, args.shape, use_context=True, backend=args.variant)
         else:
             result = run_rustance(sentences, args.shape, use_context=args.variant == "rustance-context")
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
     results = {}
-    for variant in ("limit", "pipeline", "rustance-no-context", "rustance-context"):
+    for variant in ("limit", "pipeline", "rustance-no-context", "rustance-context", "onnx", "onnx-int8"):
         command = [sys.executable, __file__, "--variant", variant, "--sentences", str(args.sentences),
                    "--shape", str(args.shape), "--corpora", str(args.corpora)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -137,13 +151,18 @@ def main() -> None:
     limit = results["limit"]
     names = {"pipeline": "(a) transformers pipeline, batch 32",
              "rustance-no-context": "(b) rustance PyTorch engine, sentence only",
-             "rustance-context": "(b') rustance PyTorch engine, with previous-sentence context (default)"}
+             "rustance-context": "(b') rustance PyTorch engine, with previous-sentence context (default)",
+             "onnx": "(c) rustance engine, ONNX Runtime, with context",
+             "onnx-int8": "(d) rustance engine, ONNX Runtime int8, with context"}
     lines = [f"# Corpus inference throughput ({n} Telegram sentences, rubert-tiny2 shape, random weights)", "",
              f"Command: `python benchmarks/throughput.py --sentences {args.sentences}`", "",
-             "| variant | sentences/s | × (a) | peak RSS MB |", "| --- | --- | --- | --- |"]
+             "| variant | sentences/s | × (a) | peak RSS MB | labels agree with (b') |",
+             "| --- | --- | --- | --- | --- |"]
     for key, name in names.items():
         rate = n / results[key]["seconds"]
-        lines.append(f"| {name} | {rate:.0f} | {rate / base:.2f} | {results[key]['peak_rss_mb']:.0f} |")
+        agree = results[key].get("agreement")
+        agree = f"{100 * agree:.1f} %" if agree is not None else ""
+        lines.append(f"| {name} | {rate:.0f} | {rate / base:.2f} | {results[key]['peak_rss_mb']:.0f} | {agree} |")
     lines += ["", f"Measured fp32 matmul: {limit['gflops']:.0f} GFLOP/s; mean {limit['tokens_per_sentence']:.1f} "
               f"tokens per sentence; the encoder's linear-layer FLOPs allow about "
               f"{limit['limit_sentences_per_s']:.0f} sentences/s (sentence only, no attention or overhead)."]
