@@ -23,6 +23,15 @@ def _training_file(model_dir: Path) -> str | None:
     return None
 
 
+def _prediction_row(record, prediction) -> dict:
+    """One line of predictions.jsonl; stand-off records keep their reference, not the corpus text."""
+    row = {"id": record.id, **prediction.to_dict()}
+    if record.source is not None:
+        del row["text"]
+        row["source"] = record.source
+    return row
+
+
 def run_evaluation(
     model_dir: str | Path,
     data: str | Path,
@@ -75,7 +84,7 @@ def run_evaluation(
     images = write_plots(systems, topic_ids, out_dir)
     write_markdown(summary, images, out_dir / "report.md")
     (out_dir / "predictions.jsonl").write_text(
-        "".join(json.dumps({"id": r.id, **p.to_dict()}, ensure_ascii=False) + "\n" for r, p in zip(records, predictions)),
+        "".join(json.dumps(_prediction_row(r, p), ensure_ascii=False) + "\n" for r, p in zip(records, predictions)),
         encoding="utf-8",
     )
     return summary

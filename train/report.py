@@ -88,3 +88,21 @@ def write_markdown(summary: dict, images: dict[str, str], path: Path) -> None:
               "Definitions: see `rustance/metrics.py` (stance = stance given a gold topic; joint = topic and stance "
               "both right, macro over the four stances)."]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
+
+def plot_history(epochs: list[dict], path: Path) -> None:
+    """Training loss and dev macro-F1 per epoch."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = [e["epoch"] for e in epochs]
+    left.plot(x, [e["train_loss"] for e in epochs], marker="o")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    for key in ("overall_macro_f1", "topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1"):
+        right.plot(x, [e[key] for e in epochs], marker="o", label=key.replace("_macro_f1", ""))
+    right.set_xlabel("epoch")
+    right.set_ylabel("dev macro-F1")
+    right.set_ylim(0, 1)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

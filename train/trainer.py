@@ -212,5 +212,8 @@ def train(config: Config, log=print) -> dict:
     progress.close()
     elapsed = time.time() - started
     (output_dir / "history.json").write_text(json.dumps({"seconds": round(elapsed, 1), "epochs": history}, indent=2))
+    from rustance.train.report import plot_history
+
+    plot_history(history, output_dir / "training_curve.png")
     log(f"best dev {settings.metric_for_best} = {best:.4f}; model saved to {output_dir} ({elapsed:.0f} s)")
     return best_metrics
