@@ -3,7 +3,7 @@
 Runs the CLI in a subprocess on synthetic corpora of N1 and N2 sentences (real Telegram sentences,
 repeated) with a small model, and reports each run's peak RSS (ru_maxrss of the child) and their ratio.
 
-    python benchmarks/memory.py --model runs/e5-small --small 10000 --large 200000
+    python benchmarks/memory.py --small 10000 --large 200000 --out reports/benchmark-memory.md
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import SHARED, load_sentences  # noqa: E402
+from throughput import SHARED, load_sentences, shape_checkpoint  # noqa: E402
 
 
 def run(model: Path, sentences: list[str], n: int, folder: Path) -> dict:
@@ -39,18 +39,24 @@ def run(model: Path, sentences: list[str], n: int, folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path,
+                        help="rustance model folder (default: rubert-tiny2 shape with random weights)")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sentences = load_sentences(5000, SHARED / "corpora")
     with tempfile.TemporaryDirectory() as folder:
-        small = run(args.model, sentences, args.small, Path(folder))
-        large = run(args.model, sentences, args.large, Path(folder))
+        model = args.model
+        if model is None:
+            model = Path(folder) / "model"
+            shape_checkpoint(SHARED / "models" / "rubert-tiny2-shape", model)
+        small = run(model, sentences, args.small, Path(folder))
+        large = run(model, sentences, args.large, Path(folder))
     ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
-    report = (f"# Peak memory of `rustance predict` vs corpus size\n\nCommand: `python benchmarks/memory.py --model "
-              f"{args.model} --small {args.small} --large {args.large}`\n\n| sentences | seconds | peak RSS MB |\n"
+    command = " ".join(["python benchmarks/memory.py", *sys.argv[1:]])
+    report = (f"# Peak memory of `rustance predict` vs corpus size\n\nCommand: `{command}` (default model: "
+              "rubert-tiny2 shape, random weights)\n\n| sentences | seconds | peak RSS MB |\n"
               f"| --- | --- | --- |\n| {small['sentences']} | {small['seconds']:.0f} | {small['peak_rss_mb']:.0f} |\n"
               f"| {large['sentences']} | {large['seconds']:.0f} | {large['peak_rss_mb']:.0f} |\n\n"
               f"Ratio of peaks: {ratio:.2f} (the large run's peak is at least the small one's, as ru_maxrss of "

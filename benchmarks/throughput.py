@@ -56,13 +56,11 @@ def run_pipeline(sentences: list[str], shape: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: str = "torch") -> dict:
+def shape_checkpoint(shape: Path, folder: str | Path, use_context: bool = True) -> None:
+    """Save a rustance checkpoint with the encoder shape of ``shape`` and random weights into ``folder``."""
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from rustance.inference.engine import CorpusRunner, RunOptions, Summary
-    from rustance.inference.predictor import load
-    from rustance.inference.readers import Document
     from rustance.labels import SENTIMENTS, load_topics
     from rustance.model import StanceModel
 
@@ -71,10 +69,18 @@ def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: 
     config.rustance = {"topics": [{"id": t.id, "description": t.description} for t in load_topics()],
                        "pooling": "mean", "use_context": use_context, "max_length": 128, "text_prefix": ""}
     config.id2label = dict(enumerate(SENTIMENTS))
+    StanceModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(shape).save_pretrained(folder)
+
+
+def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: str = "torch") -> dict:
+    from rustance.inference.engine import CorpusRunner, RunOptions, Summary
+    from rustance.inference.predictor import load
+    from rustance.inference.readers import Document
+
     extra = {}
     with tempfile.TemporaryDirectory() as folder:
-        StanceModel(config).save_pretrained(folder)
-        AutoTokenizer.from_pretrained(shape).save_pretrained(folder)
+        shape_checkpoint(shape, folder, use_context)
         classifier = load(folder)
         if backend != "torch":
             from rustance.inference.onnx_backend import export_onnx, load_onnx
