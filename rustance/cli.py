@@ -253,6 +253,20 @@ def data_check(
         for row in rows:
             table.add_row(*row)
         Console().print(table)
+    agreement_file = data_dir / "agreement.jsonl"
+    if agreement_file.is_file():
+        from rustance.agreement import agreement, agreement_markdown
+
+        items = [json.loads(line) for line in agreement_file.read_text(encoding="utf-8").splitlines()]
+        pairs = [(item["first"], item["second"]) for item in items]
+        known = {r.id for records in report.records.values() for r in records}
+        report.problems += [f"{agreement_file}: id {item['id']!r} is in no split" for item in items
+                            if item["id"] not in known]
+        real = sum(r.origin == "corpus" for records in report.records.values() for r in records)
+        distinct = len({item["id"] for item in items})
+        print(f"\nDouble annotation: {len(pairs)} sentences labelled twice independently, {distinct} distinct "
+              f"records ({100 * distinct / max(real, 1):.1f} % of {real} real-sentence records), from {agreement_file}\n")
+        print(agreement_markdown(agreement(pairs, [t.id for t in topic_set])))
     if report.problems:
         for problem in report.problems:
             typer.secho(problem, fg=typer.colors.RED, err=True)

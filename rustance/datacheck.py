@@ -60,13 +60,16 @@ def count_table(report: DataReport, topics: tuple[Topic, ...]) -> list[list[str]
         for r in records:
             c["records"] += 1
             c[f"origin: {r.origin}"] += 1
+            c[f"corpus: {r.source['corpus'] if r.source else 'none (written)'}"] += 1
             c["no topic"] += not r.topics
             for topic, stance in r.topics.items():
                 c[f"topic: {topic}"] += 1
                 c[f"stance: {stance}"] += 1
             c[f"sentiment: {r.sentiment}"] += 1
         stats[split] = c
-    keys = (["records", "origin: corpus", "origin: written", "no topic"] + [f"topic: {t.id}" for t in topics]
+    from rustance.corpora import CORPORA
+
+    keys = (["records", "origin: corpus", "origin: written", *[f"corpus: {c}" for c in CORPORA], "no topic"] + [f"topic: {t.id}" for t in topics]
             + [f"stance: {s}" for s in STANCES] + [f"sentiment: {s}" for s in SENTIMENTS])
     for key in keys:
         values = [stats[s][key] for s in report.records]
