@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
+
+
+QUOTED = re.compile(r"[А-Яа-яЁё][А-Яа-яЁё\-]*(?:[ ,]+[А-Яа-яЁё][А-Яа-яЁё\-]*)+")
 
 
 def split_of(key: str, dev: float, test: float) -> str:
@@ -61,7 +65,8 @@ def main() -> None:
                 "pick": cand["pick"],
             }
             if lab.get("note"):
-                record["note"] = lab["note"]
+                # annotators sometimes quoted a few words of the sentence: keep no corpus text in the repo
+                record["note"] = QUOTED.sub("«…»", lab["note"])
             if lab.get("adjudicated"):
                 record["adjudicated"] = lab["adjudicated"]
             splits[split_of(f"{src['corpus']}:{src['doc']}", 0.15, 0.15)].append(record)
