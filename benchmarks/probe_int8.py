@@ -43,7 +43,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         shape_checkpoint(SHARED / "models" / "rubert-tiny2-shape", folder)
         for name in ("fp32", "int8"):
-            classifier = load(folder) if name == "fp32" else quantised(load(folder))
+            classifier = load(folder, batch_size=64)
+            if name == "int8":
+                classifier = quantised(classifier)
             started = time.perf_counter()
             for _ in CorpusRunner(classifier, None, RunOptions()).stream(documents, Summary()):
                 pass

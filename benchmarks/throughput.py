@@ -81,7 +81,7 @@ def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: 
     extra = {}
     with tempfile.TemporaryDirectory() as folder:
         shape_checkpoint(shape, folder, use_context)
-        classifier = load(folder)
+        classifier = load(folder, batch_size=64)
         if backend != "torch":
             from rustance.inference.onnx_backend import export_onnx, load_onnx
 

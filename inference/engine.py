@@ -23,12 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from rustance import __version__
 from rustance.inference.readers import Document, Reject
 from rustance.labels import SENTIMENTS, STANCES
-from rustance.model import encode
 from rustance.text import split_sentences
 
 MANIFEST = "manifest.json"
@@ -41,7 +38,6 @@ class OutputConflict(RuntimeError):
 @dataclass
 class RunOptions:
     output_format: str = "parquet"  # parquet | jsonl
-    batch_size: int = 64  # sentences per forward pass
     window: int = 2048  # sentences sorted by length together (bucketing window)
     part_sentences: int = 20_000  # sentences per output part (a part ends at a document boundary)
 
@@ -88,7 +84,6 @@ class CorpusRunner:
         self.options = options
         self.fingerprint = run_fingerprint or {}
         self.model_name = model_name
-        self.topic_ids = [t.id for t in classifier.topics]
         self.progress = progress  # a tqdm-like bar counting input items, or None
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.manifest = self._open_manifest() if self.output_dir is not None else {"parts": []}
@@ -118,46 +113,32 @@ class CorpusRunner:
 
     # --- labelling ------------------------------------------------------------------------------
     def _label(self, sentences: list[tuple], items: int = 0) -> list[dict]:
-        """Rows for (doc_id, index, start, end, text, context) tuples; batches sorted by length.
+        """Rows for (doc_id, index, start, end, text, context) tuples, sorted by length per window.
 
         ``items`` (input items in this chunk) advances the progress bar in proportion to sentences done.
         """
-        rows: list[dict | None] = [None] * len(sentences)
-        settings = self.classifier.settings
-        tokenizer = self.classifier.tokenizer
-        for begin in range(0, len(sentences), self.options.window):
-            window = list(range(begin, min(begin + self.options.window, len(sentences))))
-            lengths = [len(sentences[i][4]) + len(sentences[i][5]) for i in window]
-            order = [window[k] for k in sorted(range(len(window)), key=lengths.__getitem__)]
-            for start in range(0, len(order), self.options.batch_size):
-                idx = order[start : start + self.options.batch_size]
-                batch, truncated = encode(tokenizer, [sentences[i][4] for i in idx], [sentences[i][5] for i in idx],
-                                          settings, with_truncation=True)
-                with torch.inference_mode():
-                    out = self.classifier.model(**batch)
-                topic = torch.sigmoid(out["topic_logits"]).tolist()
-                stance = torch.softmax(out["stance_logits"], -1).tolist()
-                sentiment = torch.softmax(out["sentiment_logits"], -1).tolist()
-                for k, i in enumerate(idx):
-                    rows[i] = self._row(sentences[i], topic[k], stance[k], sentiment[k], truncated[k])
-                if self.progress is not None and items:
-                    self.progress.update(items * len(idx) / len(sentences))
-        return rows  # type: ignore[return-value]
+        def advance(done: int) -> None:
+            if self.progress is not None and items:
+                self.progress.update(items * done / len(sentences))
 
-    def _row(self, sentence: tuple, topic: list, stance: list, sentiment: list, truncated: bool) -> dict:
+        rows = []
+        for begin in range(0, len(sentences), self.options.window):
+            window = sentences[begin : begin + self.options.window]
+            texts = [s[4] for s in window]
+            *probabilities, truncated = self.classifier.probabilities(
+                texts, [s[5] for s in window], with_truncation=True, on_batch=advance)
+            predictions = self.classifier.decode(texts, *probabilities)
+            rows += [self._row(s, p, cut) for s, p, cut in zip(window, predictions, truncated)]
+        return rows
+
+    def _row(self, sentence: tuple, prediction, truncated: bool) -> dict:
         doc_id, index, start, end, text, _ = sentence
-        topics = []
-        for j, topic_id in enumerate(self.topic_ids):
-            if topic[j] >= self.classifier.thresholds.get(topic_id, 0.5):
-                probs = dict(zip(STANCES, stance[j]))
-                topics.append({"topic": topic_id, "stance": max(probs, key=probs.get),
-                               "probability": round(topic[j], 4), **{s: round(p, 4) for s, p in probs.items()}})
-        topics.sort(key=lambda t: -t["probability"])
-        sent = dict(zip(SENTIMENTS, sentiment))
+        topics = [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
+                   **{s: round(p, 4) for s, p in t.stance_probabilities.items()}} for t in prediction.topics]
         return {
             "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
-            "topics": topics, "sentiment": max(sent, key=sent.get),
-            **{f"sentiment_{s}": round(p, 4) for s, p in sent.items()},
+            "topics": topics, "sentiment": prediction.sentiment,
+            **{f"sentiment_{s}": round(p, 4) for s, p in prediction.sentiment_probabilities.items()},
             "truncated": truncated, "model": self.model_name, "rustance_version": __version__,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,21 +75,31 @@ class Classifier:
         return cls(model, tokenizer, batch_size=batch_size, device=device)
 
     @torch.inference_mode()
-    def probabilities(self, texts: list[str], contexts: list[str] | None = None):
-        """Topic, stance and sentiment probabilities, batched by similar length."""
+    def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False,
+                      on_batch: Callable[[int], None] | None = None):
+        """Topic, stance and sentiment probabilities, batched by similar length.
+
+        With ``with_truncation`` also returns, per sentence, whether it was cut to the model's max length;
+        ``on_batch`` is called with the number of sentences after each batch (progress).
+        """
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(contexts[i] if contexts else ""))
         topic = torch.empty(len(texts), len(self.topics))
         stance = torch.empty(len(texts), len(self.topics), len(STANCES))
         sentiment = torch.empty(len(texts), len(SENTIMENTS))
+        truncated = [False] * len(texts)
         for begin in range(0, len(order), self.batch_size):
             idx = order[begin : begin + self.batch_size]
-            batch = encode(self.tokenizer, [texts[i] for i in idx],
-                           [contexts[i] for i in idx] if contexts else None, self.settings)
+            batch, cut = encode(self.tokenizer, [texts[i] for i in idx],
+                                [contexts[i] for i in idx] if contexts else None, self.settings, with_truncation=True)
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
             topic[idx] = torch.sigmoid(out["topic_logits"]).float().cpu()
             stance[idx] = torch.softmax(out["stance_logits"], -1).float().cpu()
             sentiment[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
-        return topic, stance, sentiment
+            for i, flag in zip(idx, cut):
+                truncated[i] = flag
+            if on_batch is not None:
+                on_batch(len(idx))
+        return (topic, stance, sentiment, truncated) if with_truncation else (topic, stance, sentiment)
 
     def predict(self, texts: str | list[str], contexts: list[str] | None = None) -> list[SentencePrediction]:
         """Label sentences; ``contexts`` (the previous sentence of each) is optional."""

@@ -161,7 +161,7 @@ def predict(
             classifier = load(model, batch_size=batch_size)
     except ModelLoadError as exc:
         _fail(str(exc))
-    run_options = RunOptions(output_format=output_format, batch_size=batch_size, part_sentences=part_sentences)
+    run_options = RunOptions(output_format=output_format, part_sentences=part_sentences)
     model_name = classifier.settings.get("base_model", "") + f" ({model.name})"
     summary = Summary()
     if output is None:
