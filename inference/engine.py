@@ -75,6 +75,39 @@ def fingerprint(model_dir: Path, settings: dict) -> dict:
     return {"model": str(model_dir.resolve()), "weights_sha256": digest.hexdigest()[:16], **settings}
 
 
+def sentence_row(sentence: tuple, prediction, truncated: bool, model_name: str) -> dict:
+    """One output row for a (doc_id, index, start, end, text, context) sentence and its prediction."""
+    doc_id, index, start, end, text, _ = sentence
+    topics = [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
+               **{s: round(p, 4) for s, p in t.stance_probabilities.items()}} for t in prediction.topics]
+    return {
+        "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
+        "topics": topics, "sentiment": prediction.sentiment,
+        **{f"sentiment_{s}": round(p, 4) for s, p in prediction.sentiment_probabilities.items()},
+        "truncated": truncated, "model": model_name, "rustance_version": __version__,
+    }
+
+
+def output_schema():
+    """The Arrow schema of output rows (Parquet parts, and the Ray engine's output)."""
+    import pyarrow as pa
+
+    topic = pa.struct([("topic", pa.string()), ("stance", pa.string()), ("probability", pa.float32()),
+                       *[(s, pa.float32()) for s in STANCES]])
+    return pa.schema([
+        ("doc_id", pa.string()), ("sentence_index", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
+        ("sentence", pa.string()), ("topics", pa.list_(topic)), ("sentiment", pa.string()),
+        *[(f"sentiment_{s}", pa.float32()) for s in SENTIMENTS],
+        ("truncated", pa.bool_()), ("model", pa.string()), ("rustance_version", pa.string()),
+    ])
+
+
+def document_sentences(doc_id: str, text: str) -> list[tuple]:
+    """(doc_id, index, start, end, sentence, previous sentence) for every sentence of a document."""
+    pieces = split_sentences(text)
+    return [(doc_id, i, p.start, p.end, p.text, pieces[i - 1].text if i else "") for i, p in enumerate(pieces)]
+
+
 class CorpusRunner:
     """Labels a stream of documents into an output folder, resumably."""
 
@@ -128,19 +161,8 @@ class CorpusRunner:
             *probabilities, truncated = self.classifier.probabilities(
                 texts, [s[5] for s in window], with_truncation=True, on_batch=advance)
             predictions = self.classifier.decode(texts, *probabilities)
-            rows += [self._row(s, p, cut) for s, p, cut in zip(window, predictions, truncated)]
+            rows += [sentence_row(s, p, cut, self.model_name) for s, p, cut in zip(window, predictions, truncated)]
         return rows
-
-    def _row(self, sentence: tuple, prediction, truncated: bool) -> dict:
-        doc_id, index, start, end, text, _ = sentence
-        topics = [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
-                   **{s: round(p, 4) for s, p in t.stance_probabilities.items()}} for t in prediction.topics]
-        return {
-            "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
-            "topics": topics, "sentiment": prediction.sentiment,
-            **{f"sentiment_{s}": round(p, 4) for s, p in prediction.sentiment_probabilities.items()},
-            "truncated": truncated, "model": self.model_name, "rustance_version": __version__,
-        }
 
     # --- writing --------------------------------------------------------------------------------
     def _write_part(self, number: int, rows: list[dict], rejects: list[Reject], items: tuple[int, int],
@@ -150,7 +172,7 @@ class CorpusRunner:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pylist(rows, schema=self.schema())
+            table = pa.Table.from_pylist(rows, schema=output_schema())
             tmp = self.output_dir / f".{name}.tmp"
             pq.write_table(table, tmp)
             os.replace(tmp, self.output_dir / name)
@@ -162,18 +184,6 @@ class CorpusRunner:
                       "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
         return {"name": name, "rejects": reject_name, "items": list(items), "rows": len(rows),
                 "documents": documents, "rejected": len(rejects)}
-
-    def schema(self):
-        import pyarrow as pa
-
-        topic = pa.struct([("topic", pa.string()), ("stance", pa.string()), ("probability", pa.float32()),
-                           *[(s, pa.float32()) for s in STANCES]])
-        return pa.schema([
-            ("doc_id", pa.string()), ("sentence_index", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
-            ("sentence", pa.string()), ("topics", pa.list_(topic)), ("sentiment", pa.string()),
-            *[(f"sentiment_{s}", pa.float32()) for s in SENTIMENTS],
-            ("truncated", pa.bool_()), ("model", pa.string()), ("rustance_version", pa.string()),
-        ])
 
     # --- the run --------------------------------------------------------------------------------
     def _chunks(self, items: Iterable[Document | Reject], skip: int, summary: Summary) -> Iterator[tuple]:
@@ -192,13 +202,10 @@ class CorpusRunner:
             if isinstance(entry, Reject):
                 rejects.append(entry)
             else:
-                pieces = split_sentences(entry.text)
+                pieces = document_sentences(entry.doc_id, entry.text)
                 if not pieces:
                     rejects.append(Reject(entry.source, entry.line, "no sentences (whitespace only)"))
-                previous = ""
-                for index, piece in enumerate(pieces):
-                    sentences.append((entry.doc_id, index, piece.start, piece.end, piece.text, previous))
-                    previous = piece.text
+                sentences += pieces
                 documents += bool(pieces)
             if len(sentences) >= self.options.part_sentences:
                 yield sentences, rejects, (first_item, end_item), documents

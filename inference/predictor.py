@@ -10,7 +10,7 @@ import torch
 
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.metrics import Labels
-from rustance.model import encode, load_checkpoint
+from rustance.model import ModelLoadError, encode, load_checkpoint
 from rustance.text import split_sentences
 
 
@@ -61,11 +61,14 @@ class Classifier:
     """A trained rustance model ready for prediction (CPU by default, no gradients)."""
 
     def __init__(self, model, tokenizer, batch_size: int = 32, device: str = "cpu"):
+        self.settings = model.config.rustance
+        if "topics" not in self.settings:
+            raise ModelLoadError("this is a targeted-sentiment model; load it with rustance.load(), which "
+                                 "returns a TargetClassifier (predict(sentence, target=...))")
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = device
-        self.settings = model.config.rustance
         self.topics = tuple(Topic(t["id"], t.get("description", "")) for t in self.settings["topics"])
         self.thresholds = self.settings.get("thresholds") or {}
 
@@ -145,6 +148,12 @@ class Classifier:
         return predictions
 
 
-def load(path: str | Path, batch_size: int = 32, device: str = "cpu") -> Classifier:
-    """Load a trained rustance model folder."""
-    return Classifier.load(path, batch_size=batch_size, device=device)
+def load(path: str | Path, batch_size: int = 32, device: str = "cpu"):
+    """Load a trained rustance model folder: a :class:`Classifier` (topics, stance, sentiment) or, for a
+    model trained with ``task: targeted_sentiment``, a ``TargetClassifier`` whose ``predict`` takes a target."""
+    model, tokenizer = load_checkpoint(path)
+    if model.config.rustance.get("task") == "targeted_sentiment":
+        from rustance.inference.targeted import TargetClassifier
+
+        return TargetClassifier(model, tokenizer, batch_size=batch_size, device=device)
+    return Classifier(model, tokenizer, batch_size=batch_size, device=device)

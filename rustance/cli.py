@@ -82,32 +82,66 @@ def _print_details(out: Console, detail: dict) -> None:
         out.print(matrix)
 
 
+def _is_targeted(model: Path) -> bool:
+    config = model / "config.json"
+    return config.is_file() and '"targeted_sentiment"' in config.read_text(encoding="utf-8")
+
+
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option(help="trained model folder")],
-    data: Annotated[Path, typer.Option(help="labelled JSONL file")],
+    data: Annotated[Path, typer.Option(help="labelled JSONL file (stance models) or RuSentNE-format TSV "
+                                            "(targeted-sentiment models; unlabelled files get predictions only)")],
     out: Annotated[Optional[Path], typer.Option(help="report folder (default: MODEL/eval-<data name>)")] = None,
-    train_file: Annotated[Optional[Path], typer.Option("--train", help="training file for the TF-IDF baseline "
+    train_file: Annotated[Optional[Path], typer.Option("--train", help="training file for the baselines "
                                                        "(default: the one in the model's training_config.yaml)")] = None,
     corpora: Annotated[Optional[Path], typer.Option(help="corpus folder for stand-off records")] = None,
+    split: Annotated[Optional[str], typer.Option(help="targeted sentiment: score only the dev or train part of "
+                                                 "the by-sentence split stored with the model")] = None,
 ) -> None:
-    """Score the model and two baselines; write metrics.json, report.md and PNG plots."""
+    """Score the model and baselines; write metrics.json, report.md and PNG plots."""
     from rustance.model import ModelLoadError
     from rustance.records import DataError
 
     _quiet_transformers()
+    out = out or model / (f"eval-{data.stem}" + (f"-{split}" if split else ""))
+    if split not in (None, "dev", "train", "all"):
+        _fail(f"--split must be dev, train or all, got {split!r}")
+    log = lambda m: console.print(m, highlight=False)  # noqa: E731
+    if _is_targeted(model):
+        from rustance.train.targeted import run_target_evaluation
+
+        try:
+            summary = run_target_evaluation(model, data, out, split=split, train_file=train_file, log=log,
+                                            command="rustance " + " ".join(sys.argv[1:]))
+        except (DataError, ModelLoadError) as exc:
+            _fail(str(exc))
+        _print_targeted(summary)
+        console.print(f"report written to {out}/report.md", highlight=False)
+        return
     from rustance.train.evaluate import run_evaluation
 
-    out = out or model / f"eval-{data.stem}"
     try:
-        summary = run_evaluation(model, data, out, train_file=train_file, corpora_dir=corpora,
-                                 log=lambda m: console.print(m, highlight=False))
+        summary = run_evaluation(model, data, out, train_file=train_file, corpora_dir=corpora, log=log)
     except (DataError, ModelLoadError) as exc:
         _fail(str(exc))
     out_console = Console()
     out_console.print(_headline_table(summary))
     _print_details(out_console, summary["systems"]["model"]["metrics"])
     console.print(f"report written to {out}/report.md", highlight=False)
+
+
+def _print_targeted(summary: dict) -> None:
+    out = Console()
+    if not summary["labelled"]:
+        out.print(f"{summary['n_targets']} targets predicted (no labels in {summary['data']})")
+        return
+    table = Table(title=f"targeted sentiment on {summary['data']} ({summary['n_targets']} targets)")
+    for column in ("system", "F1_PN", "F1_PN0", "accuracy"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for name, m in summary["systems"].items():
+        table.add_row(name, f"{m['f1_pn']:.3f}", f"{m['f1_pn0']:.3f}", f"{m['accuracy']:.3f}")
+    out.print(table)
 
 
 @app.command()
@@ -127,6 +161,10 @@ def predict(
     part_sentences: Annotated[int, typer.Option(help="sentences per output part")] = 20_000,
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores)")] = None,
     backend: Annotated[str, typer.Option(help="torch, or onnx for a folder made by `rustance export-onnx`")] = "torch",
+    engine: Annotated[str, typer.Option(help="local (resumable, this machine) or ray (a Ray cluster; "
+                                              "pip install 'rustance[ray]', see docs/scaling.md)")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
+    num_actors: Annotated[int, typer.Option(help="Ray engine: model replicas (actors), one CPU each by default")] = 1,
 ) -> None:
     """Label every sentence of a corpus: streaming, resumable, bad input goes to rejects.jsonl."""
     from rustance.inference.engine import CorpusRunner, OutputConflict, RunOptions, Summary, fingerprint
@@ -137,6 +175,8 @@ def predict(
         _fail(f"--format must be parquet or jsonl, got {output_format!r}")
     if backend not in ("torch", "onnx"):
         _fail(f"--backend must be torch or onnx, got {backend!r}")
+    if engine not in ("local", "ray"):
+        _fail(f"--engine must be local or ray, got {engine!r}")
     if input_format is not None and input_format not in FORMATS:
         _fail(f"--input-format must be one of {', '.join(FORMATS)}, got {input_format!r}")
     options = ReaderOptions(text_column=text_column, id_column=id_column or None, input_format=input_format,
@@ -145,6 +185,10 @@ def predict(
         paths = resolve_inputs(inputs or ["-"], input_format)
     except InputError as exc:
         _fail(str(exc))
+    if engine == "ray":
+        _predict_on_ray(model, paths, output, input_format, text_column, id_column, output_format, batch_size,
+                        threads, ray_address, num_actors)
+        return
     _quiet_transformers()
     import torch
 
@@ -158,11 +202,14 @@ def predict(
 
             classifier = load_onnx(model, batch_size=batch_size, threads=threads)
         else:
+            if _is_targeted(model):
+                _fail(f"{model} is a targeted-sentiment model: score RuSentNE-format files with "
+                      "`rustance evaluate`, or use rustance.load(...).predict(sentence, target=...)")
             classifier = load(model, batch_size=batch_size)
     except ModelLoadError as exc:
         _fail(str(exc))
     run_options = RunOptions(output_format=output_format, part_sentences=part_sentences)
-    model_name = classifier.settings.get("base_model", "") + f" ({model.name})"
+    model_name = _model_name(model, classifier.settings)
     summary = Summary()
     if output is None:
         runner = CorpusRunner(classifier, None, run_options, model_name=model_name)
@@ -194,6 +241,38 @@ def predict(
                   f" ({summary.truncated} truncated); rejected {summary.rejected}" + (f" ({reasons})" if reasons else "")
                   + (f"; skipped {summary.skipped_items} items done by an earlier run" if summary.skipped_items else "")
                   + (f"; output in {output}" if output else ""), highlight=False)
+
+
+def _model_name(model: Path, settings: dict) -> str:
+    """What output rows record as the model: its base encoder and folder name."""
+    return settings.get("base_model", "") + f" ({model.name})"
+
+
+def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_format: str | None, text_column: str,
+                    id_column: str, output_format: str, batch_size: int, threads: int | None,
+                    ray_address: str | None, num_actors: int) -> None:
+    from rustance.inference.ray_engine import RayEngineError, RayOptions, run_ray
+    from rustance.inference.readers import _SUFFIXES
+
+    if output is None:
+        _fail("--engine ray writes to a folder: give --output")
+    if not (model / "config.json").is_file():
+        _fail(f"{model} is not a rustance model folder (no config.json)")
+    if _is_targeted(model):
+        _fail(f"{model} is a targeted-sentiment model; corpus inference needs a stance model")
+    formats = {input_format or _SUFFIXES.get(Path(p).suffix.lower()) for p in paths}
+    if len(formats) != 1:
+        _fail(f"--engine ray needs inputs of one format, got {', '.join(sorted(map(str, formats)))}")
+    options = RayOptions(input_format=formats.pop(), text_column=text_column, id_column=id_column or None,
+                         output_format=output_format, num_actors=num_actors, cpus_per_actor=threads or 1,
+                         batch_size=batch_size, address=ray_address)
+    try:
+        settings = json.loads((model / "config.json").read_text(encoding="utf-8")).get("rustance", {})
+        counts = run_ray(model, paths, output, options, model_name=_model_name(model, settings))
+    except RayEngineError as exc:
+        _fail(str(exc))
+    console.print(f"labelled {counts['sentences']} sentences; rejected {counts['rejected_documents']} documents; "
+                  f"output in {output}/rows", highlight=False)
 
 
 @app.command("export-onnx")

@@ -18,15 +18,18 @@ class ConfigError(ValueError):
 class ModelConfig:
     name: str = "cointegrated/rubert-tiny2"  # hub id or local folder of a BERT-family encoder
     max_length: int = 128  # tokens for sentence + context
-    pooling: str = "mean"  # mean | cls
+    pooling: str = "mean"  # mean | cls (stance); mean | target (targeted sentiment: mean + target marker)
     use_context: bool = True  # feed the previous sentence as a second segment
     text_prefix: str = ""  # e.g. "query: " for e5 encoders
+    target_marker: str = "typed"  # targeted sentiment input: typed | plain | segment (see rustance.targets)
 
 
 @dataclass
 class DataConfig:
     train: str = "data/stance/train.jsonl"
-    dev: str = "data/stance/dev.jsonl"
+    dev: str | None = "data/stance/dev.jsonl"  # None: split dev off the training file (targeted sentiment)
+    dev_fraction: float = 0.15  # share of sentences held out as dev when dev is None
+    split_seed: int = 2023  # seed of that split (by sentence: one sentence never straddles train and dev)
     topics: str | None = None  # topic file; None = the default seven
     corpora_dir: str = "../shared/corpora"  # where stand-off records resolve
 
@@ -47,10 +50,14 @@ class TrainConfig:
     tune_thresholds: bool = True  # choose per-topic decision thresholds on dev (saved with the model)
     metric_for_best: str = "overall_macro_f1"  # or stance_macro_f1, topic_macro_f1, sentiment_macro_f1
     num_threads: int | None = None  # torch threads; None = torch's default
+    freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (faster steps with large vocabularies)
+    freeze_layers: int = 0  # keep the lowest N transformer layers fixed (faster steps, fewer weights to fit)
+    group_by_length: bool = False  # batch sentences of similar length together (less padding)
 
 
 @dataclass
 class Config:
+    task: str = "stance"  # stance (topics + stance + sentiment) | targeted_sentiment (RuSentNE-style)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -59,7 +66,11 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_METRICS = ("overall_macro_f1", "stance_macro_f1", "topic_macro_f1", "sentiment_macro_f1")
+TASKS = ("stance", "targeted_sentiment")
+_METRICS = {
+    "stance": ("overall_macro_f1", "stance_macro_f1", "topic_macro_f1", "sentiment_macro_f1"),
+    "targeted_sentiment": ("f1_pn", "f1_pn0"),
+}
 
 
 def _coerce(value: object, kind: object, name: str) -> object:
@@ -123,9 +134,19 @@ def apply_override(raw: dict, assignment: str) -> None:
 
 def validate(config: Config) -> Config:
     """Check value ranges and choices; raise :class:`ConfigError` naming the field."""
+    targeted = config.task == "targeted_sentiment"
+    metrics = _METRICS.get(config.task, ())
+    poolings = ("mean", "target") if targeted else ("mean", "cls")
     checks = [
+        (config.task in TASKS, "task", f"must be one of {', '.join(TASKS)}"),
         (config.model.max_length >= 8, "model.max_length", "must be at least 8"),
-        (config.model.pooling in ("mean", "cls"), "model.pooling", "must be 'mean' or 'cls'"),
+        (config.model.pooling in poolings, "model.pooling", f"must be one of {', '.join(poolings)} for this task"),
+        (config.model.target_marker in ("typed", "plain", "segment"), "model.target_marker",
+         "must be typed, plain or segment"),
+        (not (config.model.pooling == "target" and config.model.target_marker == "segment"), "model.pooling",
+         "'target' needs an in-sentence marker (target_marker typed or plain)"),
+        (targeted or config.data.dev is not None, "data.dev", "must name a dev file for the stance task"),
+        (0 < config.data.dev_fraction < 1, "data.dev_fraction", "must be between 0 and 1"),
         (config.train.epochs >= 1, "train.epochs", "must be at least 1"),
         (config.train.max_steps is None or config.train.max_steps >= 1, "train.max_steps", "must be at least 1"),
         (config.train.batch_size >= 1, "train.batch_size", "must be at least 1"),
@@ -133,7 +154,9 @@ def validate(config: Config) -> Config:
         (config.train.head_learning_rate > 0, "train.head_learning_rate", "must be positive"),
         (0 <= config.train.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)"),
         (config.train.patience >= 1, "train.patience", "must be at least 1"),
-        (config.train.metric_for_best in _METRICS, "train.metric_for_best", f"must be one of {', '.join(_METRICS)}"),
+        (config.train.metric_for_best in metrics, "train.metric_for_best",
+         f"must be one of {', '.join(metrics)} for task {config.task}"),
+        (config.train.freeze_layers >= 0, "train.freeze_layers", "must be 0 or more"),
         (config.train.num_threads is None or config.train.num_threads >= 1, "train.num_threads", "must be at least 1"),
     ]
     for ok, name, message in checks:

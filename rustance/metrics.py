@@ -105,3 +105,18 @@ def headline(metrics: dict) -> dict[str, float]:
         "joint_macro_f1": metrics["joint"]["macro_f1"],
         "sentiment_macro_f1": metrics["sentiment"]["macro_f1"],
     }
+
+
+def score_targeted(gold: list[str], pred: list[str]) -> dict:
+    """Entity-targeted sentiment as in RuSentNE-2023: F1_PN (macro F1 over negative and positive; neutral is
+    a class but not averaged, the official metric) and F1_PN0 (macro F1 over all three)."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold vs {len(pred)} predicted items")
+    report = _report(gold, pred, list(SENTIMENTS), average_over=["negative", "positive"])
+    report["f1_pn"] = report.pop("macro_f1")
+    report["f1_pn0"] = float(np.mean([report["per_class"][c]["f1"] for c in SENTIMENTS]))
+    return report
+
+
+def headline_targeted(metrics: dict) -> dict[str, float]:
+    return {"f1_pn": metrics["f1_pn"], "f1_pn0": metrics["f1_pn0"], "accuracy": metrics["accuracy"]}

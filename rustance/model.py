@@ -24,8 +24,8 @@ class ModelLoadError(RuntimeError):
     """An encoder or checkpoint that cannot be loaded as asked."""
 
 
-class StanceModel(PreTrainedModel):
-    """Shared encoder with topic, per-topic stance and sentiment heads."""
+class EncoderModel(PreTrainedModel):
+    """A pretrained encoder plus small heads; subclasses add the heads and ``forward``."""
 
     config_class = PretrainedConfig
     base_model_prefix = "encoder"
@@ -36,32 +36,47 @@ class StanceModel(PreTrainedModel):
     def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
         super().__init__(config)
         self.encoder = encoder if encoder is not None else _encoder_from_config(config)
-        settings = config.rustance
-        n_topics, hidden = len(settings["topics"]), config.hidden_size
-        self.pooling = settings.get("pooling", "mean")
+        self.pooling = config.rustance.get("pooling", "mean")
         self.dropout = nn.Dropout(getattr(config, "hidden_dropout_prob", 0.1) or 0.1)
+
+    def _init_weights(self, module: nn.Module) -> None:  # weights come from the encoder or the heads' init
+        pass
+
+    @staticmethod
+    def _init_heads(*heads: nn.Linear) -> None:
+        for head in heads:
+            nn.init.normal_(head.weight, std=0.02)
+            nn.init.zeros_(head.bias)
+
+    def hidden_states(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        return self.encoder(**inputs).last_hidden_state
+
+    @staticmethod
+    def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class StanceModel(EncoderModel):
+    """Shared encoder with topic, per-topic stance and sentiment heads."""
+
+    def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
+        super().__init__(config, encoder)
+        n_topics, hidden = len(config.rustance["topics"]), config.hidden_size
         self.topic_head = nn.Linear(hidden, n_topics)
         self.stance_shared = nn.Linear(hidden, len(STANCES))
         self.stance_per_topic = nn.Linear(hidden, n_topics * len(STANCES))
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
-        for head in (self.topic_head, self.stance_shared, self.stance_per_topic, self.sentiment_head):
-            nn.init.normal_(head.weight, std=0.02)
-            nn.init.zeros_(head.bias)
-
-    def _init_weights(self, module: nn.Module) -> None:  # weights come from the encoder or init above
-        pass
+        self._init_heads(self.topic_head, self.stance_shared, self.stance_per_topic, self.sentiment_head)
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return hidden[:, 0] if self.pooling == "cls" else self.mean_pool(hidden, mask)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, **_) -> dict[str, torch.Tensor]:
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            inputs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**inputs).last_hidden_state
+        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
         pooled = self.dropout(self.pool(hidden, attention_mask))
         batch = pooled.shape[0]
         stance = self.stance_shared(pooled).unsqueeze(1) + self.stance_per_topic(pooled).view(batch, -1, len(STANCES))
@@ -101,17 +116,24 @@ def _load_encoder(name: str) -> nn.Module:
     return encoder
 
 
-def build_model(
-    name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = ""
-) -> tuple[StanceModel, object]:
-    """A fresh rustance model on top of the pretrained encoder ``name``, and its tokenizer."""
+def load_pretrained(name: str) -> tuple[nn.Module, object]:
+    """The pretrained encoder ``name`` and its tokenizer (hub id or local folder)."""
     encoder = _load_encoder(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load the tokenizer of {name!r}: {exc}") from exc
+    return encoder, tokenizer
+
+
+def build_model(
+    name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = ""
+) -> tuple[StanceModel, object]:
+    """A fresh rustance model on top of the pretrained encoder ``name``, and its tokenizer."""
+    encoder, tokenizer = load_pretrained(name)
     config = encoder.config
     config.rustance = {
+        "task": "stance",
         "topics": [{"id": t.id, "description": t.description} for t in topics],
         "stances": list(STANCES),
         "pooling": pooling,
@@ -125,7 +147,7 @@ def build_model(
     return StanceModel(config, encoder=encoder), tokenizer
 
 
-def load_checkpoint(path: str | Path) -> tuple[StanceModel, object]:
+def load_checkpoint(path: str | Path) -> tuple[EncoderModel, object]:
     """Load a model saved by ``rustance train`` (a folder), in eval mode."""
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -138,7 +160,11 @@ def load_checkpoint(path: str | Path) -> tuple[StanceModel, object]:
         raise ModelLoadError(f"{path} has no model.safetensors")
     from safetensors.torch import load_file
 
-    model = StanceModel(config)
+    if config.rustance.get("task", "stance") == "targeted_sentiment":
+        from rustance.target_model import TargetSentimentModel as model_class
+    else:
+        model_class = StanceModel
+    model = model_class(config)
     model.load_state_dict(load_file(str(weights)), strict=True)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model.eval(), tokenizer

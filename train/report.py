@@ -97,12 +97,74 @@ def plot_history(epochs: list[dict], path: Path) -> None:
     left.plot(x, [e["train_loss"] for e in epochs], marker="o")
     left.set_xlabel("epoch")
     left.set_ylabel("training loss")
-    for key in ("overall_macro_f1", "topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1"):
+    keys = [k for k in epochs[0] if k.endswith("_macro_f1") or k.startswith("f1_")] if epochs else []
+    for key in keys:
         right.plot(x, [e[key] for e in epochs], marker="o", label=key.replace("_macro_f1", ""))
     right.set_xlabel("epoch")
-    right.set_ylabel("dev macro-F1")
+    right.set_ylabel("dev F1")
     right.set_ylim(0, 1)
     right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_targeted_report(summary: dict, out_dir: Path) -> None:
+    """report.md for targeted sentiment: systems table, per-class figures, confusion matrices and the
+    neutral-threshold sweep (PNG + table)."""
+    where = f"`{summary['data']}`" + (f" (split `{summary['split']}`)" if summary.get("split") else "")
+    parts = ["# rustance evaluation: entity-targeted sentiment",
+             f"Model `{summary['model_dir']}` (encoder `{summary['base_model']}`, target marker "
+             f"`{summary['target_marker']}`) on {where}: {summary['n_targets']} targets in "
+             f"{summary['n_sentences']} sentences; model inference {summary['model_seconds']} s."
+             + (f" Training took {summary['training_seconds']:.0f} s." if summary.get("training_seconds") else "")]
+    if summary.get("command"):
+        parts.append(f"Command: `{summary['command']}`")
+    if summary["skipped_rows"]:
+        parts.append(f"{len(summary['skipped_rows'])} malformed row(s) skipped (listed in metrics.json).")
+    if not summary["labelled"]:
+        parts.append("The file has no labels: predictions only, in `predictions.tsv` (by line).")
+        (out_dir / "report.md").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+        return
+    systems = summary["systems"]
+    parts += ["## Summary",
+              "F1_PN: macro-F1 over negative and positive (the official RuSentNE-2023 metric); "
+              "F1_PN0: macro-F1 over all three classes.",
+              _table([[name, f"{m['f1_pn']:.3f}", f"{m['f1_pn0']:.3f}", f"{m['accuracy']:.3f}"]
+                      for name, m in systems.items()], ["system", "F1_PN", "F1_PN0", "accuracy"])]
+    for name, m in systems.items():
+        rows = [[lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])]
+                for lab, v in m["per_class"].items()]
+        parts += [f"### {name}", _table(rows, ["class", "precision", "recall", "F1", "support"])]
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 4.0), squeeze=False)
+    for ax, (name, m) in zip(axes[0], systems.items()):
+        _confusion(ax, m["confusion"], m["labels"], f"{name}\nF1_PN {m['f1_pn']:.3f}")
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion_sentiment.png", dpi=110)
+    plt.close(fig)
+    parts.append("![confusion matrices](confusion_sentiment.png)")
+
+    sweep = summary["neutral_shift_sweep"]
+    best = max(sweep, key=lambda r: r["f1_pn"])
+    at_zero = next(r for r in sweep if r["shift"] == 0)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot([r["shift"] for r in sweep], [r["f1_pn"] for r in sweep], marker="o", label="F1_PN")
+    ax.plot([r["shift"] for r in sweep], [r["f1_pn0"] for r in sweep], marker=".", label="F1_PN0")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("shift added to log P(neutral)  (< 0: fewer neutral predictions)")
+    ax.set_ylabel("F1")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "neutral_threshold.png", dpi=110)
+    plt.close(fig)
+    weighted = systems.get("TF-IDF + logistic regression")
+    unweighted = systems.get("TF-IDF + logistic regression (unweighted)")
+    parts += ["## Class imbalance: weighting and the neutral threshold",
+              f"Model as trained (shift 0): F1_PN {at_zero['f1_pn']:.3f}. Best shift on this same data: "
+              f"{best['shift']:+.2f} gives F1_PN {best['f1_pn']:.3f} (an oracle choice on the evaluation data, "
+              "shown to size the effect, not a result).",
+              "![neutral threshold](neutral_threshold.png)"]
+    if weighted and unweighted:
+        parts.append(f"TF-IDF + LR with balanced class weights: F1_PN {weighted['f1_pn']:.3f}; without: "
+                     f"{unweighted['f1_pn']:.3f}.")
+    (out_dir / "report.md").write_text("\n\n".join(parts) + "\n", encoding="utf-8")

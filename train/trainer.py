@@ -141,6 +141,54 @@ def _check_output_dir(output_dir: Path) -> None:
                              "choose another output_dir")
 
 
+class StanceTask:
+    """Topics + per-topic stance + sentiment on labelled JSONL records (the default task)."""
+
+    def __init__(self, config: Config, log=print):
+        topics, self.train_records, self.dev_records = load_training_data(config)
+        log(f"train: {len(self.train_records)} records, dev: {len(self.dev_records)} records, topics: {len(topics)}")
+        self.model, self.tokenizer = build_model(config.model.name, topics, config.model.pooling,
+                                                 config.model.use_context, config.model.max_length,
+                                                 config.model.text_prefix)
+        self.targets = _targets(self.train_records, topics)
+        self.loss_fn = MultiTaskLoss(self.targets, config.train.class_weights)
+        self.tune_thresholds = config.train.tune_thresholds
+        self.classifier = Classifier(self.model, self.tokenizer, batch_size=64)
+        self.lengths = [len(r.text) + len(r.context or "") for r in self.train_records]
+
+    def loss(self, idx: list[int]) -> torch.Tensor:
+        batch = encode(self.tokenizer, [self.train_records[i].text for i in idx],
+                       [self.train_records[i].context for i in idx], self.model.config.rustance)
+        return self.loss_fn(self.model(**batch), {k: v[idx] for k, v in self.targets.items()})
+
+    def evaluate(self) -> tuple[dict, dict]:
+        metrics = evaluate_records(self.classifier, self.dev_records, tune_thresholds=self.tune_thresholds)
+        return metrics, headline(metrics)
+
+
+def make_task(config: Config, log=print):
+    if config.task == "targeted_sentiment":
+        from rustance.train.targeted import TargetSentimentTask
+
+        return TargetSentimentTask(config, log)
+    return StanceTask(config, log)
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator,
+                  lengths: list[int] | None = None) -> list[list[int]]:
+    """Shuffled mini-batches; with ``lengths``, items of similar length share a batch (windows of 50 batches
+    are sorted by length, then the batches are shuffled)."""
+    order = torch.randperm(n, generator=generator).tolist()
+    if lengths is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    batches = []
+    window = batch_size * 50
+    for begin in range(0, n, window):
+        chunk = sorted(order[begin : begin + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def train(config: Config, log=print) -> dict:
     """Fine-tune as configured; save the best dev checkpoint to ``train.output_dir``. Returns dev metrics."""
     settings = config.train
@@ -148,26 +196,32 @@ def train(config: Config, log=print) -> dict:
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     set_seed(settings.seed)
-    topics, train_records, dev_records = load_training_data(config)
-    log(f"train: {len(train_records)} records, dev: {len(dev_records)} records, topics: {len(topics)}")
-    model, tokenizer = build_model(config.model.name, topics, config.model.pooling, config.model.use_context,
-                                   config.model.max_length, config.model.text_prefix)
-    targets = _targets(train_records, topics)
-    loss_fn = MultiTaskLoss(targets, settings.class_weights)
+    task = make_task(config, log)
+    model, tokenizer = task.model, task.tokenizer
+    if settings.freeze_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if settings.freeze_layers:
+        layers = getattr(getattr(model.encoder, "encoder", None), "layer", None)
+        if layers is None or settings.freeze_layers > len(layers):
+            raise ValueError(f"train.freeze_layers={settings.freeze_layers}: the encoder has "
+                             f"{len(layers) if layers is not None else 'no BERT-style'} layers")
+        for layer in layers[: settings.freeze_layers]:
+            layer.requires_grad_(False)
 
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
-        [{"params": model.encoder.parameters(), "lr": settings.learning_rate},
+        [{"params": encoder_params, "lr": settings.learning_rate},
          {"params": head_params, "lr": settings.head_learning_rate}],
         weight_decay=settings.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(train_records) / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
+    n_train = len(task.lengths)
+    total_steps = math.ceil(n_train / settings.batch_size) * settings.epochs
     if settings.max_steps:
         total_steps = min(total_steps, settings.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     generator = torch.Generator().manual_seed(settings.seed)
-    classifier = Classifier(model, tokenizer, batch_size=64)
+    trainable = encoder_params + head_params
 
     output_dir = Path(settings.output_dir)
     best, best_metrics, stale, step, history = -1.0, {}, 0, 0, []
@@ -175,16 +229,12 @@ def train(config: Config, log=print) -> dict:
     progress = progress_bar(total_steps, "training", unit="step")
     for epoch in range(1, settings.epochs + 1):
         model.train()
-        order = torch.randperm(len(train_records), generator=generator).tolist()
         running = []
-        for begin in range(0, len(order), settings.batch_size):
-            idx = order[begin : begin + settings.batch_size]
-            batch = encode(tokenizer, [train_records[i].text for i in idx],
-                           [train_records[i].context for i in idx], model.config.rustance)
-            out = model(**batch)
-            loss = loss_fn(out, {k: v[idx] for k, v in targets.items()})
+        for idx in batch_indices(n_train, settings.batch_size, generator,
+                                 task.lengths if settings.group_by_length else None):
+            loss = task.loss(idx)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -195,9 +245,9 @@ def train(config: Config, log=print) -> dict:
             if settings.max_steps and step >= settings.max_steps:
                 break
         model.eval()
-        metrics = evaluate_records(classifier, dev_records, tune_thresholds=settings.tune_thresholds)
-        summary = headline(metrics)
-        history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(running)), **summary})
+        metrics, summary = task.evaluate()
+        history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(running)),
+                        "seconds": round(time.time() - started, 1), **summary})
         current = summary[settings.metric_for_best]
         improved = current > best
         log(f"epoch {epoch}: loss {np.mean(running):.4f}  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items())

@@ -1,0 +1,85 @@
+"""The Ray Data engine: same rows as the local engine, and a crashed actor is retried."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TOY
+from rustance.cli import app
+from rustance.inference.engine import iter_rows
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'rustance[ray]'")
+
+from rustance.inference.ray_engine import CRASH_ONCE_ENV, read_rows  # noqa: E402
+
+runner = CliRunner()
+DOCS = [" ".join(t for t, _, _ in TOY[i : i + 3]) for i in range(0, len(TOY), 3)]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    rows = [{"id": f"d{i:02d}", "text": t} for i, t in enumerate(DOCS * 3)]
+    rows.append({"id": "blank", "text": "   "})
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _local_rows(model, corpus, out) -> list[dict]:
+    result = runner.invoke(app, ["predict", "--model", str(model), str(corpus), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return sorted(iter_rows(out), key=lambda r: (r["doc_id"], r["sentence_index"]))
+
+
+def _ray_rows(model, corpus, out, *extra) -> list[dict]:
+    result = runner.invoke(app, ["predict", "--model", str(model), str(corpus), "--output", str(out),
+                                 "--engine", "ray", *extra])
+    assert result.exit_code == 0, result.output
+    return read_rows(out)
+
+
+def _assert_same(local: list[dict], distributed: list[dict]) -> None:
+    assert len(local) == len(distributed) > 0
+    for a, b in zip(local, distributed):
+        assert set(a) == set(b)
+        for key in ("doc_id", "sentence_index", "start", "end", "sentence", "sentiment", "truncated", "model"):
+            assert a[key] == b[key], key
+        assert [t["topic"] for t in a["topics"]] == [t["topic"] for t in b["topics"]]
+        assert [t["stance"] for t in a["topics"]] == [t["stance"] for t in b["topics"]]
+        # probabilities: batches are padded differently in the two engines, so allow float noise
+        assert b["sentiment_negative"] == pytest.approx(a["sentiment_negative"], abs=2e-3)
+
+
+def test_ray_engine_matches_local_engine(local_ray, tiny_model_dir, corpus, tmp_path):
+    local = _local_rows(tiny_model_dir, corpus, tmp_path / "local")
+    distributed = _ray_rows(tiny_model_dir, corpus, tmp_path / "ray", "--num-actors", "2")
+    _assert_same(local, distributed)
+    rejects = list((tmp_path / "ray" / "rejects").glob("*.json"))
+    assert sum(len(p.read_text().splitlines()) for p in rejects) == 1  # the blank document
+
+
+def test_crashed_actor_is_restarted_and_output_complete(local_ray, tiny_model_dir, corpus, tmp_path, monkeypatch):
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
+    distributed = _ray_rows(tiny_model_dir, corpus, tmp_path / "ray", "--format", "jsonl")
+    assert marker.exists(), "the test hook did not crash an actor"
+    local = _local_rows(tiny_model_dir, corpus, tmp_path / "local")
+    _assert_same(local, distributed)
+
+
+def test_ray_engine_refuses_non_empty_output(local_ray, tiny_model_dir, corpus, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "something.txt").write_text("x")
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(corpus), "--output",
+                                 str(tmp_path / "out"), "--engine", "ray"])
+    assert result.exit_code == 2
+    assert "not empty" in result.output
