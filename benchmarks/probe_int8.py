@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import SHARED, load_sentences, shape_checkpoint  # noqa: E402
 
 from rustance.inference.engine import CorpusRunner, RunOptions, Summary  # noqa: E402
-from rustance.inference.onnx_backend import agreement  # noqa: E402
+from rustance.inference.predictor import agreement_with  # noqa: E402
 from rustance.inference.predictor import load  # noqa: E402
 from rustance.inference.readers import Document  # noqa: E402
 from rustance.records import load_records  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
     if args.model:
         reference = load(args.model)
         records = load_records(args.check, reference.topics)
-        share = agreement(reference, quantised(load(args.model)), [r.text for r in records], [r.context for r in records])
+        share = agreement_with(reference, quantised(load(args.model)), [r.text for r in records], [r.context for r in records])
         print(f"int8 labels agree with fp32 on {100 * share:.1f} % of {len(records)} sentences of {args.check}")
 
 

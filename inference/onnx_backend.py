@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer
 
+from rustance.inference.predictor import Classifier, agreement_with
 from rustance.model import ModelLoadError, encode
 
 ONNX_FILE = "model.onnx"
@@ -61,20 +62,24 @@ class OnnxModel:
 
 def load_onnx(folder: str | Path, batch_size: int = 64, threads: int | None = None):
     """A :class:`Classifier` running on ONNX Runtime from an exported folder."""
-    from rustance.inference.predictor import Classifier
-
     folder = Path(folder)
     if not (folder / ONNX_FILE).is_file():
         raise ModelLoadError(f"{folder} has no {ONNX_FILE}; create it with `rustance export-onnx`")
     return Classifier(OnnxModel(folder, threads), AutoTokenizer.from_pretrained(folder), batch_size=batch_size)
 
 
-def agreement(reference, candidate, texts: list[str], contexts: list[str]) -> float:
-    """Share of sentences where topics, their stances and the sentiment are all the same."""
-    a = reference.predict(texts, contexts)
-    b = candidate.predict(texts, contexts)
-    same = [x.to_labels().topics == y.to_labels().topics and x.sentiment == y.sentiment for x, y in zip(a, b)]
-    return float(np.mean(same)) if same else 1.0
+def _fuse(path: Path, config, log=print) -> None:
+    """Fuse attention, layer-norm and GELU subgraphs into ONNX Runtime's transformer kernels, in place."""
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size)
+        optimized.save_model_to_file(str(path))
+        fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+        log(f"fused operators: {fused}")
+    except Exception as exc:  # an architecture the fusion does not know: keep the plain graph
+        log(f"transformer graph fusion skipped ({type(exc).__name__}: {exc})")
 
 
 def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list[str],
@@ -92,17 +97,25 @@ def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list
     dynamic = {n: {0: "batch", 1: "tokens"} for n in names}
     dynamic.update({n: {0: "batch"} for n in OUTPUTS})
     wrapper = _Outputs(reference.model, "token_type_ids" in names).eval()
-    with torch.no_grad():
-        torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(tmp / ONNX_FILE), input_names=names,
-                          output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    encoder = reference.model.encoder
+    previous = encoder.config._attn_implementation
+    encoder.set_attn_implementation("eager")  # the attention pattern ONNX Runtime's fusion recognises
+    try:
+        with torch.no_grad():
+            torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(tmp / ONNX_FILE), input_names=names,
+                              output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    finally:
+        encoder.set_attn_implementation(previous)
+    _fuse(tmp / ONNX_FILE, reference.model.config, log)
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(tmp / ONNX_FILE), str(tmp / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(tmp / ONNX_FILE), str(tmp / "model.int8.onnx"), weight_type=QuantType.QInt8,
+                         per_channel=True, extra_options={"DefaultTensorType": 1})  # 1 = FLOAT
         (tmp / "model.int8.onnx").replace(tmp / ONNX_FILE)
     reference.model.config.save_pretrained(tmp)
     reference.tokenizer.save_pretrained(tmp)
-    score = agreement(reference, load_onnx(tmp), texts, contexts)
+    score = agreement_with(reference, load_onnx(tmp), texts, contexts)
     log(f"labels agree with the PyTorch model on {100 * score:.2f} % of {len(texts)} sentences")
     if score < min_agreement:
         shutil.rmtree(tmp)

@@ -60,7 +60,10 @@ class SentencePrediction:
 class Classifier:
     """A trained rustance model ready for prediction (CPU by default, no gradients)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, model, tokenizer, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        self.precision = precision  # bf16: autocast matmuls to bfloat16 (about 2x on CPUs with AVX512-BF16/AMX)
         self.settings = model.config.rustance
         if "topics" not in self.settings:
             raise ModelLoadError("this is a targeted-sentiment model; load it with rustance.load(), which "
@@ -73,9 +76,9 @@ class Classifier:
         self.thresholds = self.settings.get("thresholds") or {}
 
     @classmethod
-    def load(cls, path: str | Path, batch_size: int = 32, device: str = "cpu") -> "Classifier":
+    def load(cls, path: str | Path, batch_size: int = 32, device: str = "cpu", precision: str = "fp32") -> "Classifier":
         model, tokenizer = load_checkpoint(path)
-        return cls(model, tokenizer, batch_size=batch_size, device=device)
+        return cls(model, tokenizer, batch_size=batch_size, device=device, precision=precision)
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False,
@@ -94,7 +97,8 @@ class Classifier:
             idx = order[begin : begin + self.batch_size]
             batch, cut = encode(self.tokenizer, [texts[i] for i in idx],
                                 [contexts[i] for i in idx] if contexts else None, self.settings, with_truncation=True)
-            out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
             topic[idx] = torch.sigmoid(out["topic_logits"]).float().cpu()
             stance[idx] = torch.softmax(out["stance_logits"], -1).float().cpu()
             sentiment[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
@@ -148,7 +152,7 @@ class Classifier:
         return predictions
 
 
-def load(path: str | Path, batch_size: int = 32, device: str = "cpu"):
+def load(path: str | Path, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
     """Load a trained rustance model folder: a :class:`Classifier` (topics, stance, sentiment) or, for a
     model trained with ``task: targeted_sentiment``, a ``TargetClassifier`` whose ``predict`` takes a target."""
     model, tokenizer = load_checkpoint(path)
@@ -156,4 +160,13 @@ def load(path: str | Path, batch_size: int = 32, device: str = "cpu"):
         from rustance.inference.targeted import TargetClassifier
 
         return TargetClassifier(model, tokenizer, batch_size=batch_size, device=device)
-    return Classifier(model, tokenizer, batch_size=batch_size, device=device)
+    return Classifier(model, tokenizer, batch_size=batch_size, device=device, precision=precision)
+
+
+def agreement_with(reference: Classifier, candidate: Classifier, texts: list[str],
+                   contexts: list[str] | None = None) -> float:
+    """Share of sentences where topics, their stances and the sentiment are all the same."""
+    a = reference.predict(texts, contexts)
+    b = candidate.predict(texts, contexts)
+    same = [x.to_labels().topics == y.to_labels().topics and x.sentiment == y.sentiment for x, y in zip(a, b)]
+    return sum(same) / len(same) if same else 1.0

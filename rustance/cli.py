@@ -161,6 +161,8 @@ def predict(
     part_sentences: Annotated[int, typer.Option(help="sentences per output part")] = 20_000,
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores)")] = None,
     backend: Annotated[str, typer.Option(help="torch, or onnx for a folder made by `rustance export-onnx`")] = "torch",
+    precision: Annotated[str, typer.Option(help="torch backend: fp32, or bf16 (faster on CPUs with AVX512-BF16/AMX; "
+                                                 "labels may differ slightly, see reports/benchmark-throughput.md)")] = "fp32",
     engine: Annotated[str, typer.Option(help="local (resumable, this machine) or ray (a Ray cluster; "
                                               "pip install 'rustance[ray]', see docs/scaling.md)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
@@ -175,6 +177,8 @@ def predict(
         _fail(f"--format must be parquet or jsonl, got {output_format!r}")
     if backend not in ("torch", "onnx"):
         _fail(f"--backend must be torch or onnx, got {backend!r}")
+    if precision not in ("fp32", "bf16"):
+        _fail(f"--precision must be fp32 or bf16, got {precision!r}")
     if engine not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine!r}")
     if input_format is not None and input_format not in FORMATS:
@@ -205,7 +209,7 @@ def predict(
             if _is_targeted(model):
                 _fail(f"{model} is a targeted-sentiment model: score RuSentNE-format files with "
                       "`rustance evaluate`, or use rustance.load(...).predict(sentence, target=...)")
-            classifier = load(model, batch_size=batch_size)
+            classifier = load(model, batch_size=batch_size, precision=precision)
     except ModelLoadError as exc:
         _fail(str(exc))
     run_options = RunOptions(output_format=output_format, part_sentences=part_sentences)
@@ -224,7 +228,8 @@ def predict(
     else:
         settings = {"inputs": [str(Path(p).resolve()) if p != "-" else "-" for p in paths],
                     "text_column": text_column, "id_column": id_column, "input_format": input_format,
-                    "max_chars": max_chars, "format": output_format, "part_sentences": part_sentences}
+                    "max_chars": max_chars, "format": output_format, "part_sentences": part_sentences,
+                    "precision": precision}
         from rustance.progress import progress
 
         bar = progress(count_items(paths, options), "documents", unit="doc")

@@ -182,3 +182,21 @@ def test_line_progress_when_not_a_terminal():
     bar.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 and "5/10 (50%) doc" in lines[0] and "ETA" in lines[0] and "\r" not in stream.getvalue()
+
+
+def test_bf16_precision_labels_every_sentence_and_bad_precision_is_refused(tiny_model_dir, tmp_path):
+    from rustance.inference.predictor import Classifier, agreement_with
+
+    texts = [t for t, _, _ in TOY]
+    fp32, bf16 = load(tiny_model_dir), load(tiny_model_dir, precision="bf16")
+    predictions = bf16.predict(texts)
+    assert len(predictions) == len(texts)
+    assert all(abs(sum(p.sentiment_probabilities.values()) - 1) < 1e-2 for p in predictions)
+    assert 0.0 <= agreement_with(fp32, bf16, texts) <= 1.0
+    with pytest.raises(ValueError, match="precision"):
+        Classifier.load(tiny_model_dir, precision="fp8")
+    data = _jsonl(tmp_path / "in.jsonl", [{"id": "d0", "text": DOCS[0]}])
+    result = _predict(tiny_model_dir, [data], tmp_path / "out", "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert len(list(iter_rows(tmp_path / "out"))) > 0
+    assert _predict(tiny_model_dir, [data], tmp_path / "out2", "--precision", "half").exit_code == 2
