@@ -109,7 +109,7 @@ def _train(tiny_encoder_dir, tmp_path, *extra) -> Path:
         "train", "--config", "configs/rusentne.yaml", "--set", f"model.name={tiny_encoder_dir}",
         "--set", 'model.text_prefix=""', "--set", "model.max_length=48", "--set", f"data.train={data}",
         "--set", "data.dev_fraction=0.3", "--set", f"train.output_dir={out}", "--set", "train.epochs=2",
-        "--set", "train.batch_size=8", *extra])
+        "--set", "train.batch_size=8", "--set", "train.freeze_layers=1", *extra])
     assert result.exit_code == 0, result.output
     return out
 
