@@ -69,7 +69,7 @@ def main() -> None:
                              args.workdir / f"out-{args.variant}")
         print(json.dumps(result))
         return
-    from throughput import shape_checkpoint
+    from throughput import emit, shape_checkpoint
 
     results = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -90,10 +90,7 @@ def main() -> None:
         lines.append(f"| {names[variant]} | {r['seconds']:.1f} | {sentences / r['seconds']:.0f} | "
                      f"{results['local']['seconds'] / r['seconds']:.2f} | {r['driver_peak_rss_mb']:.0f} |")
     lines += ["", "Wall time includes starting Ray and loading the model in each actor."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

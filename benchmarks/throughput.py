@@ -148,6 +148,14 @@ NAMES = {
 }
 
 
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print a Markdown report and, with ``out``, write it there."""
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if out:
+        out.write_text(report, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=int, default=20_000)
@@ -192,10 +200,7 @@ def main() -> None:
     lines += ["", f"Measured fp32 matmul: {limit['gflops']:.0f} GFLOP/s; mean {limit['tokens_per_sentence']:.1f} "
               f"tokens per sentence; the encoder's linear-layer FLOPs allow about "
               f"{limit['limit_sentences_per_s']:.0f} sentences/s (sentence only, no attention or overhead)."]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.write_text(report, encoding="utf-8")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -131,8 +131,7 @@ def build_model(
 ) -> tuple[StanceModel, object]:
     """A fresh rustance model on top of the pretrained encoder ``name``, and its tokenizer."""
     encoder, tokenizer = load_pretrained(name)
-    config = encoder.config
-    config.rustance = {
+    with_settings(encoder.config, {
         "task": "stance",
         "topics": [{"id": t.id, "description": t.description} for t in topics],
         "stances": list(STANCES),
@@ -141,10 +140,16 @@ def build_model(
         "max_length": max_length,
         "text_prefix": text_prefix,
         "base_model": name,
-    }
+    })
+    return StanceModel(encoder.config, encoder=encoder), tokenizer
+
+
+def with_settings(config: PretrainedConfig, settings: dict) -> PretrainedConfig:
+    """Store the ``rustance`` settings block and the sentiment labels in an encoder config (saved with it)."""
+    config.rustance = settings
     config.id2label = dict(enumerate(SENTIMENTS))
     config.label2id = {label: i for i, label in enumerate(SENTIMENTS)}
-    return StanceModel(config, encoder=encoder), tokenizer
+    return config
 
 
 def load_checkpoint(path: str | Path) -> tuple[EncoderModel, object]:

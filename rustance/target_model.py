@@ -12,7 +12,7 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from rustance.labels import SENTIMENTS
-from rustance.model import EncoderModel, load_pretrained
+from rustance.model import EncoderModel, load_pretrained, with_settings
 from rustance.targets import TargetExample, mark_target
 
 
@@ -40,18 +40,15 @@ def build_target_model(name: str, marker: str, pooling: str, max_length: int, te
     if pooling == "target" and marker == "segment":
         raise ValueError("model.pooling 'target' needs an in-sentence marker; use target_marker typed or plain")
     encoder, tokenizer = load_pretrained(name)
-    config = encoder.config
-    config.rustance = {
+    with_settings(encoder.config, {
         "task": "targeted_sentiment",
         "target_marker": marker,
         "pooling": pooling,
         "max_length": max_length,
         "text_prefix": text_prefix,
         "base_model": name,
-    }
-    config.id2label = dict(enumerate(SENTIMENTS))
-    config.label2id = {label: i for i, label in enumerate(SENTIMENTS)}
-    return TargetSentimentModel(config, encoder=encoder), tokenizer
+    })
+    return TargetSentimentModel(encoder.config, encoder=encoder), tokenizer
 
 
 def encode_targets(tokenizer, examples: list[TargetExample], settings: dict) -> dict[str, torch.Tensor]:

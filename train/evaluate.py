@@ -6,21 +6,17 @@ import json
 import time
 from pathlib import Path
 
-import yaml
 
 from rustance.inference.predictor import Classifier
 from rustance.metrics import headline, score
 from rustance.records import DataError, load_records
 from rustance.train.baselines import KeywordBaseline, TfidfBaseline
 from rustance.train.report import write_plots, write_markdown
-from rustance.train.trainer import record_labels
+from rustance.train.trainer import read_training_config, record_labels
 
 
 def _training_file(model_dir: Path) -> str | None:
-    config = model_dir / "training_config.yaml"
-    if config.is_file():
-        return (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data", {}).get("train")
-    return None
+    return read_training_config(model_dir).get("data", {}).get("train")
 
 
 def _prediction_row(record, prediction) -> dict:

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from rustance.config import Config
+from rustance.config import Config, DataConfig
 from rustance.inference.targeted import TargetClassifier
 from rustance.labels import SENTIMENTS
 from rustance.metrics import headline_targeted, score_targeted
 from rustance.records import DataError
 from rustance.target_model import build_target_model, encode_targets
 from rustance.targets import TargetExample, read_target_file, split_by_sentence
+from rustance.train.trainer import balanced_weights, read_training_config
 
 TAGS = ("PERSON", "ORGANIZATION", "PROFESSION", "COUNTRY", "NATIONALITY")
 
@@ -40,12 +40,6 @@ def load_target_splits(train_file: str, dev_file: str | None, dev_fraction: floa
     return split_by_sentence(examples, dev_fraction, seed)
 
 
-def balanced_weights(labels: list[str], cap: float = 5.0) -> torch.Tensor:
-    """'Balanced' class weights n / (k * count), capped."""
-    counts = torch.tensor([max(labels.count(s), 1) for s in SENTIMENTS], dtype=torch.float)
-    return (counts.sum() / (len(counts) * counts)).clamp(max=cap)
-
-
 class TargetSentimentTask:
     """What the generic training loop needs for targeted sentiment."""
 
@@ -59,7 +53,8 @@ class TargetSentimentTask:
         m = config.model
         self.model, self.tokenizer = build_target_model(m.name, m.target_marker, m.pooling, m.max_length, m.text_prefix)
         self.labels = torch.tensor([SENTIMENTS.index(e.label) for e in self.train_examples])
-        weights = balanced_weights([e.label for e in self.train_examples]) if config.train.class_weights else None
+        counts = torch.bincount(self.labels, minlength=len(SENTIMENTS))
+        weights = balanced_weights(counts) if config.train.class_weights else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights)
         self.classifier = TargetClassifier(self.model, self.tokenizer, batch_size=64)
         self.lengths = [len(e.sentence) for e in self.train_examples]
@@ -138,9 +133,10 @@ def neutral_shift_sweep(probabilities: torch.Tensor, gold: list[str], shifts=np.
     return rows
 
 
-def _training_config(model_dir: Path) -> dict:
-    path = model_dir / "training_config.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _split_settings(training: dict) -> tuple[float, int]:
+    """dev_fraction and split_seed of a saved training config (the defaults of older configs)."""
+    data, defaults = training.get("data", {}), DataConfig()
+    return data.get("dev_fraction", defaults.dev_fraction), data.get("split_seed", defaults.split_seed)
 
 
 def _select_split(examples: list[TargetExample], split: str | None, training: dict) -> list[TargetExample]:
@@ -150,7 +146,7 @@ def _select_split(examples: list[TargetExample], split: str | None, training: di
     if data.get("dev"):
         raise DataError(f"--split {split}: this model was trained with a separate dev file ({data['dev']}); "
                         "pass that file instead")
-    train, dev = split_by_sentence(examples, data.get("dev_fraction", 0.15), data.get("split_seed", 2023))
+    train, dev = split_by_sentence(examples, *_split_settings(training))
     return dev if split == "dev" else train
 
 
@@ -165,7 +161,7 @@ def run_target_evaluation(model_dir: str | Path, data: str | Path, out_dir: str 
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     classifier = TargetClassifier.load(model_dir, batch_size=batch_size)
-    training = _training_config(model_dir)
+    training = read_training_config(model_dir)
     examples, bad = read_target_file(data, strict=False)
     for row in bad[:20]:
         log(f"skipped {data}:{row.line}: {row.reason}")
@@ -217,7 +213,7 @@ def _baseline_training(training: dict, train_file: str | Path | None, log) -> li
         return []
     if train_file:
         return read_target_file(train_file)[0]
-    train, _ = load_target_splits(path, data.get("dev"), data.get("dev_fraction", 0.15), data.get("split_seed", 2023))
+    train, _ = load_target_splits(path, data.get("dev"), *_split_settings(training))
     return train
 
 

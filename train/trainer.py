@@ -71,7 +71,7 @@ def _targets(records: list[Record], topics: tuple[Topic, ...]) -> dict[str, torc
     return {"presence": presence, "stance": stance, "sentiment": sentiment}
 
 
-def _balanced(counts: torch.Tensor, cap: float = 5.0) -> torch.Tensor:
+def balanced_weights(counts: torch.Tensor, cap: float = 5.0) -> torch.Tensor:
     """'Balanced' class weights (n / (k * count)), capped so rare classes do not explode."""
     counts = counts.float().clamp(min=1.0)
     weights = counts.sum() / (len(counts) * counts)
@@ -89,7 +89,7 @@ class MultiTaskLoss(nn.Module):
         sentiment_counts = torch.bincount(targets["sentiment"], minlength=len(SENTIMENTS))
         if class_weights:
             pos_weight = (neg / pos.clamp(min=1.0)).sqrt().clamp(1.0, 10.0)
-            stance_weight, sentiment_weight = _balanced(stance_counts), _balanced(sentiment_counts)
+            stance_weight, sentiment_weight = balanced_weights(stance_counts), balanced_weights(sentiment_counts)
         else:
             pos_weight = stance_weight = sentiment_weight = None
         self.topic = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
@@ -119,6 +119,12 @@ def _save(model, tokenizer, config: Config, metrics: dict, output_dir: Path) -> 
         output_dir.rename(old)
     tmp.rename(output_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def read_training_config(model_dir: str | Path) -> dict:
+    """The ``training_config.yaml`` saved beside a model ({} when absent)."""
+    path = Path(model_dir) / "training_config.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
 def load_training_data(config: Config):
