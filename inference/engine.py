@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from rustance import __version__
 from rustance.inference.readers import Document, Reject
 from rustance.labels import SENTIMENTS, STANCES
@@ -75,17 +77,37 @@ def fingerprint(model_dir: Path, settings: dict) -> dict:
     return {"model": str(model_dir.resolve()), "weights_sha256": digest.hexdigest()[:16], **settings}
 
 
-def sentence_row(sentence: tuple, prediction, truncated: bool, model_name: str) -> dict:
-    """One output row for a (doc_id, index, start, end, text, context) sentence and its prediction."""
-    doc_id, index, start, end, text, _ = sentence
-    topics = [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
-               **{s: round(p, 4) for s, p in t.stance_probabilities.items()}} for t in prediction.topics]
-    return {
-        "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
-        "topics": topics, "sentiment": prediction.sentiment,
-        **{f"sentiment_{s}": round(p, 4) for s, p in prediction.sentiment_probabilities.items()},
-        "truncated": truncated, "model": model_name, "rustance_version": __version__,
-    }
+def label_rows(classifier, sentences: list[tuple], model_name: str,
+               on_batch: Callable[[int], None] | None = None) -> list[dict]:
+    """Output rows for (doc_id, index, start, end, text, context) sentences: the topics a sentence is about
+    (probability at or over the topic's threshold, most probable first) with their stance, and the sentiment.
+
+    Probabilities are rounded to 4 decimals; ``on_batch`` is passed to ``classifier.probabilities``.
+    """
+    topic, stance, sentiment, truncated = classifier.probabilities(
+        [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True, on_batch=on_batch)
+    thresholds = np.array([classifier.thresholds.get(t.id, 0.5) for t in classifier.topics])
+    topic = topic.double().numpy()
+    chosen = topic >= thresholds
+    topic_ids = [t.id for t in classifier.topics]
+    stance_best = stance.argmax(-1).numpy()
+    stance = stance.double().numpy().round(4)
+    sentiment_best = sentiment.argmax(-1).tolist()
+    sentiment = sentiment.double().numpy().round(4).tolist()
+    topic_rounded = topic.round(4)
+    rows = []
+    for i, (doc_id, index, start, end, text, _) in enumerate(sentences):
+        found = np.flatnonzero(chosen[i])
+        topics = [{"topic": topic_ids[j], "stance": STANCES[stance_best[i, j]], "probability": float(topic_rounded[i, j]),
+                   **dict(zip(STANCES, stance[i, j].tolist()))}
+                  for j in found[np.argsort(-topic[i, found], kind="stable")].tolist()]
+        rows.append({
+            "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
+            "topics": topics, "sentiment": SENTIMENTS[sentiment_best[i]],
+            **{f"sentiment_{s}": p for s, p in zip(SENTIMENTS, sentiment[i])},
+            "truncated": truncated[i], "model": model_name, "rustance_version": __version__,
+        })
+    return rows
 
 
 def output_schema():
@@ -156,12 +178,8 @@ class CorpusRunner:
 
         rows = []
         for begin in range(0, len(sentences), self.options.window):
-            window = sentences[begin : begin + self.options.window]
-            texts = [s[4] for s in window]
-            *probabilities, truncated = self.classifier.probabilities(
-                texts, [s[5] for s in window], with_truncation=True, on_batch=advance)
-            predictions = self.classifier.decode(texts, *probabilities)
-            rows += [sentence_row(s, p, cut, self.model_name) for s, p, cut in zip(window, predictions, truncated)]
+            rows += label_rows(self.classifier, sentences[begin : begin + self.options.window], self.model_name,
+                               on_batch=advance)
         return rows
 
     # --- writing --------------------------------------------------------------------------------

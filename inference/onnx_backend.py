@@ -17,7 +17,7 @@ from torch import nn
 from transformers import AutoConfig, AutoTokenizer
 
 from rustance.inference.predictor import Classifier, agreement_with
-from rustance.model import ModelLoadError, encode
+from rustance.model import ModelLoadError
 
 ONNX_FILE = "model.onnx"
 OUTPUTS = ("topic_logits", "stance_logits", "sentiment_logits")
@@ -92,7 +92,7 @@ def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    sample = encode(reference.tokenizer, ["Пример предложения для экспорта."], ["Контекст."], reference.settings)
+    sample, _ = reference.inputs(["Пример предложения для экспорта."], ["Контекст."])
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     dynamic = {n: {0: "batch", 1: "tokens"} for n in names}
     dynamic.update({n: {0: "batch"} for n in OUTPUTS})

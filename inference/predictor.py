@@ -10,7 +10,8 @@ import torch
 
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.metrics import Labels
-from rustance.model import ModelLoadError, encode, load_checkpoint
+from rustance.inputs import InputBuilder, length_batches
+from rustance.model import ModelLoadError, load_checkpoint
 from rustance.text import split_sentences
 
 
@@ -70,6 +71,7 @@ class Classifier:
                                  "returns a TargetClassifier (predict(sentence, target=...))")
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
+        self.inputs = InputBuilder(tokenizer, self.settings)
         self.batch_size = batch_size
         self.device = device
         self.topics = tuple(Topic(t["id"], t.get("description", "")) for t in self.settings["topics"])
@@ -83,30 +85,27 @@ class Classifier:
     @torch.inference_mode()
     def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False,
                       on_batch: Callable[[int], None] | None = None):
-        """Topic, stance and sentiment probabilities, batched by similar length.
+        """Topic, stance and sentiment probabilities, in batches of similar token length.
 
         With ``with_truncation`` also returns, per sentence, whether it was cut to the model's max length;
         ``on_batch`` is called with the number of sentences after each batch (progress).
         """
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(contexts[i] if contexts else ""))
+        items = self.inputs.encode(texts, contexts)
         topic = torch.empty(len(texts), len(self.topics))
         stance = torch.empty(len(texts), len(self.topics), len(STANCES))
         sentiment = torch.empty(len(texts), len(SENTIMENTS))
-        truncated = [False] * len(texts)
-        for begin in range(0, len(order), self.batch_size):
-            idx = order[begin : begin + self.batch_size]
-            batch, cut = encode(self.tokenizer, [texts[i] for i in idx],
-                                [contexts[i] for i in idx] if contexts else None, self.settings, with_truncation=True)
+        for idx in length_batches([len(item.ids) for item in items], self.batch_size):
+            batch = self.inputs.pad([items[i] for i in idx])
             with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
             topic[idx] = torch.sigmoid(out["topic_logits"]).float().cpu()
             stance[idx] = torch.softmax(out["stance_logits"], -1).float().cpu()
             sentiment[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
-            for i, flag in zip(idx, cut):
-                truncated[i] = flag
             if on_batch is not None:
                 on_batch(len(idx))
-        return (topic, stance, sentiment, truncated) if with_truncation else (topic, stance, sentiment)
+        if with_truncation:
+            return topic, stance, sentiment, [item.truncated for item in items]
+        return topic, stance, sentiment
 
     def predict(self, texts: str | list[str], contexts: list[str] | None = None) -> list[SentencePrediction]:
         """Label sentences; ``contexts`` (the previous sentence of each) is optional."""

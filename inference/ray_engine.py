@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rustance.inference.engine import document_sentences, output_schema, sentence_row
+from rustance.inference.engine import document_sentences, label_rows, output_schema
 
 CRASH_ONCE_ENV = "RUSTANCE_TEST_CRASH_ONCE"  # test hook: path of a marker file; the first actor call dies
 
@@ -101,12 +101,7 @@ class SentenceLabeller:
             os._exit(1)  # simulate a worker dying mid-run (tests)
         sentences = [(str(d), int(i), int(s), int(e), str(t), str(c)) for d, i, s, e, t, c in zip(
             batch["doc_id"], batch["sentence_index"], batch["start"], batch["end"], batch["sentence"], batch["context"])]
-        texts = [s[4] for s in sentences]
-        *probabilities, truncated = self.classifier.probabilities(texts, [s[5] for s in sentences],
-                                                                  with_truncation=True)
-        predictions = self.classifier.decode(texts, *probabilities)
-        rows = [sentence_row(s, p, cut, self.model_name) for s, p, cut in zip(sentences, predictions, truncated)]
-        return pa.Table.from_pylist(rows, schema=output_schema())
+        return pa.Table.from_pylist(label_rows(self.classifier, sentences, self.model_name), schema=output_schema())
 
 
 def run_ray(model_dir: str | Path, paths: list[str], output: str | Path, options: RayOptions,

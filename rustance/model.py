@@ -174,32 +174,3 @@ def load_checkpoint(path: str | Path) -> tuple[EncoderModel, object]:
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model.eval(), tokenizer
 
-
-def encode(tokenizer, texts: list[str], contexts: list[str] | None, settings: dict, with_truncation: bool = False):
-    """Tokenise sentences as the model expects.
-
-    With ``use_context`` the previous sentence is a second segment that only gets the room the sentence
-    leaves (its end is kept: the part nearest the sentence); an empty context keeps the same layout, so
-    training and prediction agree. With ``with_truncation`` also returns, per sentence, whether the
-    sentence itself had to be cut to ``max_length``.
-    """
-    prefix = settings.get("text_prefix", "")
-    texts = [prefix + t for t in texts]
-    max_length = settings["max_length"]
-    use_context = bool(settings.get("use_context"))
-    sentence_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    room = max_length - tokenizer.num_special_tokens_to_add(pair=use_context)
-    truncated = [len(ids) > room for ids in sentence_ids]
-    if use_context:
-        contexts = [c or "" for c in contexts] if contexts is not None else [""] * len(texts)
-        context_tokens = tokenizer(contexts, add_special_tokens=False, return_offsets_mapping=True)
-        kept = []
-        for ids, offsets, context, sentence in zip(context_tokens["input_ids"], context_tokens["offset_mapping"],
-                                                   contexts, sentence_ids):
-            free = room - len(sentence)
-            kept.append("" if free <= 0 else context if len(ids) <= free else context[offsets[-free][0]:])
-        batch = tokenizer(texts, kept, truncation="longest_first", max_length=max_length, padding=True,
-                          return_tensors="pt")
-    else:
-        batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    return (batch, truncated) if with_truncation else batch

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from rustance.labels import load_topics
-from rustance.model import ModelLoadError, build_model, encode, load_checkpoint
+from rustance.inputs import InputBuilder
+from rustance.model import ModelLoadError, build_model, load_checkpoint
 
 TOPICS = load_topics()
 
@@ -16,7 +17,7 @@ def test_build_save_load_roundtrip(tiny_encoder_dir, tmp_path):
     assert '"id2label"' in config_text and '"rustance"' in config_text
     assert (tmp_path / "m" / "model.safetensors").is_file()
     loaded, loaded_tokenizer = load_checkpoint(tmp_path / "m")
-    batch = encode(loaded_tokenizer, ["санкции", "рейсы"], ["", "москва"], loaded.config.rustance)
+    batch, _ = InputBuilder(loaded_tokenizer, loaded.config.rustance)(["санкции", "рейсы"], ["", "москва"])
     with torch.no_grad():
         a, b = model(**batch), loaded(**batch)
     assert a["stance_logits"].shape == (2, len(TOPICS), 4)

@@ -18,7 +18,7 @@ from rustance.config import Config
 from rustance.inference.predictor import Classifier
 from rustance.labels import SENTIMENTS, STANCES, Topic, load_topics
 from rustance.metrics import Labels, headline, score
-from rustance.model import build_model, encode
+from rustance.model import build_model
 from rustance.progress import progress as progress_bar
 from rustance.records import DataError, Record, load_records
 
@@ -163,8 +163,8 @@ class StanceTask:
         self.lengths = [len(r.text) + len(r.context or "") for r in self.train_records]
 
     def loss(self, idx: list[int]) -> torch.Tensor:
-        batch = encode(self.tokenizer, [self.train_records[i].text for i in idx],
-                       [self.train_records[i].context for i in idx], self.model.config.rustance)
+        batch, _ = self.classifier.inputs([self.train_records[i].text for i in idx],
+                                          [self.train_records[i].context for i in idx])
         return self.loss_fn(self.model(**batch), {k: v[idx] for k, v in self.targets.items()})
 
     def evaluate(self) -> tuple[dict, dict]:
