@@ -19,7 +19,9 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,7 +42,8 @@ class OutputConflict(RuntimeError):
 @dataclass
 class RunOptions:
     output_format: str = "parquet"  # parquet | jsonl
-    window: int = 2048  # sentences sorted by length together (bucketing window)
+    window: int = 2048  # sentences sorted by length together (bucketing window); one task for a worker
+    workers: int = 1  # threads labelling windows in parallel (see configure_threads)
     part_sentences: int = 20_000  # sentences per output part (a part ends at a document boundary)
 
 
@@ -63,6 +66,32 @@ def _atomic_write(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(workers: int | None = None, threads: int | None = None) -> tuple[int, int]:
+    """Share ``threads`` CPU threads (default: all available cores) among ``workers`` labelling threads
+    (default: 2 when there are 2 or more, else 1) and set torch's intra-op threads to each one's share.
+
+    Returns ``(workers, threads per worker)``. On the 2-core benchmark machine two single-threaded workers
+    label faster than one worker with two threads (reports/benchmark-throughput.md).
+    """
+    import torch
+
+    threads = available_cores() if threads is None else threads
+    workers = min(2, threads) if workers is None else workers
+    if workers < 1 or threads < 1:
+        raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    per_worker = max(1, threads // workers)
+    torch.set_num_threads(per_worker)
+    return workers, per_worker
 
 
 def fingerprint(model_dir: Path, settings: dict) -> dict:
@@ -167,20 +196,39 @@ class CorpusRunner:
         _atomic_write(self.output_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
 
     # --- labelling ------------------------------------------------------------------------------
-    def _label(self, sentences: list[tuple], items: int = 0) -> list[dict]:
-        """Rows for (doc_id, index, start, end, text, context) tuples, sorted by length per window.
+    def _labelled(self, chunks: Iterable[tuple]) -> Iterator[tuple[tuple, list[dict]]]:
+        """``(chunk, rows)`` for every chunk, in input order.
 
-        ``items`` (input items in this chunk) advances the progress bar in proportion to sentences done.
+        The chunk's windows (sentences sorted by length together) go to ``workers`` threads: the model's
+        math releases the GIL, so the threads run in parallel, and the next chunk is read and split while
+        this one is labelled.
         """
-        def advance(done: int) -> None:
-            if self.progress is not None and items:
-                self.progress.update(items * done / len(sentences))
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="rustance-label")
+        pending: deque = deque()
+        try:
+            for chunk in chunks:
+                sentences, window = chunk[0], self.options.window
+                pending.append((chunk, [(len(part), pool.submit(label_rows, self.classifier, part, self.model_name))
+                                        for part in (sentences[b : b + window]
+                                                     for b in range(0, len(sentences), window))]))
+                if len(pending) > 1:
+                    yield self._collect(*pending.popleft())
+            while pending:
+                yield self._collect(*pending.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-        rows = []
-        for begin in range(0, len(sentences), self.options.window):
-            rows += label_rows(self.classifier, sentences[begin : begin + self.options.window], self.model_name,
-                               on_batch=advance)
-        return rows
+    def _collect(self, chunk: tuple, windows: list) -> tuple[tuple, list[dict]]:
+        """Wait for a chunk's windows; the progress bar advances by input items in proportion to sentences."""
+        sentences, items = len(chunk[0]), chunk[2][1] - chunk[2][0]
+        rows: list[dict] = []
+        for size, future in windows:
+            rows += future.result()
+            if self.progress is not None:
+                self.progress.update(items * size / sentences)
+        if self.progress is not None and not sentences:
+            self.progress.update(items)
+        return chunk, rows
 
     # --- writing --------------------------------------------------------------------------------
     def _write_part(self, number: int, rows: list[dict], rejects: list[Reject], items: tuple[int, int],
@@ -242,8 +290,12 @@ class CorpusRunner:
         if self.manifest.get("complete"):
             summary.skipped_items = done_items
             return summary
-        for sentences, rejects, item_range, documents in self._chunks(items, done_items, summary):
-            self._flush(sentences, rejects, item_range, documents, summary)
+        for (_, rejects, item_range, documents), rows in self._labelled(self._chunks(items, done_items, summary)):
+            part = self._write_part(len(self.manifest["parts"]), rows, rejects, item_range, documents)
+            self.manifest["parts"].append(part)
+            self._save_manifest(self.manifest)
+            summary.parts += 1
+            self._count(rows, rejects, documents, summary)
             if on_progress:
                 on_progress(summary)
         self.manifest["complete"] = True
@@ -254,21 +306,10 @@ class CorpusRunner:
 
     def stream(self, items: Iterable[Document | Reject], summary: Summary) -> Iterator[dict | Reject]:
         """Label ``items`` without an output folder: yield rows and rejects in input order."""
-        for sentences, rejects, item_range, documents in self._chunks(items, 0, summary):
-            rows = self._label(sentences, item_range[1] - item_range[0]) if sentences else []
+        for (_, rejects, _, documents), rows in self._labelled(self._chunks(items, 0, summary)):
             self._count(rows, rejects, documents, summary)
             yield from rejects
             yield from rows
-
-    def _flush(self, sentences, rejects, items, documents, summary: Summary) -> None:
-        rows = self._label(sentences, items[1] - items[0]) if sentences else []
-        if self.progress is not None and not sentences:
-            self.progress.update(items[1] - items[0])
-        part = self._write_part(len(self.manifest["parts"]), rows, rejects, items, documents)
-        self.manifest["parts"].append(part)
-        self._save_manifest(self.manifest)
-        summary.parts += 1
-        self._count(rows, rejects, documents, summary)
 
     @staticmethod
     def _count(rows: list[dict], rejects: list[Reject], documents: int, summary: Summary) -> None:

@@ -159,7 +159,9 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="sentences per forward pass")] = 64,
     max_chars: Annotated[int, typer.Option(help="longer documents go to the rejects file")] = 1_000_000,
     part_sentences: Annotated[int, typer.Option(help="sentences per output part")] = 20_000,
-    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: all cores)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads in all (default: all cores)")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="local engine: windows labelled in parallel, sharing --threads (default: 2 if 2+ cores)")] = None,
     backend: Annotated[str, typer.Option(help="torch, or onnx for a folder made by `rustance export-onnx`")] = "torch",
     precision: Annotated[str, typer.Option(help="torch backend: fp32, or bf16 (faster on CPUs with AVX512-BF16/AMX; "
                                                  "labels may differ slightly, see reports/benchmark-throughput.md)")] = "fp32",
@@ -169,7 +171,8 @@ def predict(
     num_actors: Annotated[int, typer.Option(help="Ray engine: model replicas (actors), one CPU each by default")] = 1,
 ) -> None:
     """Label every sentence of a corpus: streaming, resumable, bad input goes to rejects.jsonl."""
-    from rustance.inference.engine import CorpusRunner, OutputConflict, RunOptions, Summary, fingerprint
+    from rustance.inference.engine import (CorpusRunner, OutputConflict, RunOptions, Summary, configure_threads,
+                                           fingerprint)
     from rustance.inference.readers import FORMATS, InputError, ReaderOptions, count_items, read_documents, resolve_inputs
     from rustance.model import ModelLoadError
 
@@ -194,17 +197,17 @@ def predict(
                         threads, ray_address, num_actors)
         return
     _quiet_transformers()
-    import torch
-
     from rustance.inference.predictor import load
 
-    if threads:
-        torch.set_num_threads(threads)
+    try:
+        workers, per_worker = configure_threads(workers, threads)
+    except ValueError as exc:
+        _fail(str(exc))
     try:
         if backend == "onnx":
             from rustance.inference.onnx_backend import load_onnx
 
-            classifier = load_onnx(model, batch_size=batch_size, threads=threads)
+            classifier = load_onnx(model, batch_size=batch_size, threads=per_worker)
         else:
             if _is_targeted(model):
                 _fail(f"{model} is a targeted-sentiment model: score RuSentNE-format files with "
@@ -212,7 +215,7 @@ def predict(
             classifier = load(model, batch_size=batch_size, precision=precision)
     except ModelLoadError as exc:
         _fail(str(exc))
-    run_options = RunOptions(output_format=output_format, part_sentences=part_sentences)
+    run_options = RunOptions(output_format=output_format, part_sentences=part_sentences, workers=workers)
     model_name = _model_name(model, classifier.settings)
     summary = Summary()
     if output is None:
