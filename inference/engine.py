@@ -106,15 +106,14 @@ def fingerprint(model_dir: Path, settings: dict) -> dict:
     return {"model": str(model_dir.resolve()), "weights_sha256": digest.hexdigest()[:16], **settings}
 
 
-def label_rows(classifier, sentences: list[tuple], model_name: str,
-               on_batch: Callable[[int], None] | None = None) -> list[dict]:
+def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict]:
     """Output rows for (doc_id, index, start, end, text, context) sentences: the topics a sentence is about
     (probability at or over the topic's threshold, most probable first) with their stance, and the sentiment.
 
-    Probabilities are rounded to 4 decimals; ``on_batch`` is passed to ``classifier.probabilities``.
+    Probabilities are rounded to 4 decimals.
     """
     topic, stance, sentiment, truncated = classifier.probabilities(
-        [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True, on_batch=on_batch)
+        [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True)
     thresholds = np.array([classifier.thresholds.get(t.id, 0.5) for t in classifier.topics])
     topic = topic.double().numpy()
     chosen = topic >= thresholds

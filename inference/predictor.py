@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,17 +82,22 @@ class Classifier:
         return cls(model, tokenizer, batch_size=batch_size, device=device, precision=precision)
 
     @torch.inference_mode()
-    def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False,
-                      on_batch: Callable[[int], None] | None = None):
+    def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False):
         """Topic, stance and sentiment probabilities, in batches of similar token length.
 
-        With ``with_truncation`` also returns, per sentence, whether it was cut to the model's max length;
-        ``on_batch`` is called with the number of sentences after each batch (progress).
+        Repeated inputs (the same sentence, and the same previous sentence for models that read it) are
+        computed once. With ``with_truncation`` also returns, per sentence, whether it was cut to the model's
+        max length.
         """
-        items = self.inputs.encode(texts, contexts)
-        topic = torch.empty(len(texts), len(self.topics))
-        stance = torch.empty(len(texts), len(self.topics), len(STANCES))
-        sentiment = torch.empty(len(texts), len(SENTIMENTS))
+        use_context = self.inputs.use_context and contexts is not None
+        slots: dict[tuple[str, str], int] = {}
+        keys = zip(texts, contexts) if use_context else ((text, "") for text in texts)
+        inverse = torch.tensor([slots.setdefault((text, context or ""), len(slots)) for text, context in keys],
+                               dtype=torch.long)
+        items = self.inputs.encode([text for text, _ in slots], [context for _, context in slots])
+        topic = torch.empty(len(items), len(self.topics))
+        stance = torch.empty(len(items), len(self.topics), len(STANCES))
+        sentiment = torch.empty(len(items), len(SENTIMENTS))
         for idx in length_batches([len(item.ids) for item in items], self.batch_size):
             batch = self.inputs.pad([items[i] for i in idx])
             with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
@@ -101,11 +105,10 @@ class Classifier:
             topic[idx] = torch.sigmoid(out["topic_logits"]).float().cpu()
             stance[idx] = torch.softmax(out["stance_logits"], -1).float().cpu()
             sentiment[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
-            if on_batch is not None:
-                on_batch(len(idx))
+        probabilities = topic[inverse], stance[inverse], sentiment[inverse]
         if with_truncation:
-            return topic, stance, sentiment, [item.truncated for item in items]
-        return topic, stance, sentiment
+            return (*probabilities, [items[i].truncated for i in inverse.tolist()])
+        return probabilities
 
     def predict(self, texts: str | list[str], contexts: list[str] | None = None) -> list[SentencePrediction]:
         """Label sentences; ``contexts`` (the previous sentence of each) is optional."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from rustance.inputs import length_batches
 from rustance.labels import SENTIMENTS
 from rustance.model import ModelLoadError, load_checkpoint
 from rustance.target_model import encode_targets
@@ -64,18 +64,13 @@ class TargetClassifier:
         return cls(model, tokenizer, batch_size=batch_size, device=device)
 
     @torch.inference_mode()
-    def probabilities(self, examples: list[TargetExample],
-                      on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
+    def probabilities(self, examples: list[TargetExample]) -> torch.Tensor:
         """(n, 3) probabilities over negative / neutral / positive, batched by similar length."""
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].sentence))
         result = torch.empty(len(examples), len(SENTIMENTS))
-        for begin in range(0, len(order), self.batch_size):
-            idx = order[begin : begin + self.batch_size]
+        for idx in length_batches([len(example.sentence) for example in examples], self.batch_size):
             batch = encode_targets(self.tokenizer, [examples[i] for i in idx], self.settings)
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
             result[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
-            if on_batch is not None:
-                on_batch(len(idx))
         return result
 
     @staticmethod

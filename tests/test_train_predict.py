@@ -62,6 +62,24 @@ def test_predict_returns_typed_deterministic_results(trained):
         classifier.predict([1, 2])
 
 
+def test_repeated_inputs_are_computed_once_with_the_same_result(trained):
+    import torch
+
+    classifier = load(trained / "model")
+    texts = [t for t, _, _ in TOY[:4]]
+    contexts = ["", texts[0], texts[1], texts[2]]
+    repeated_texts = texts + texts[:2] + [texts[0]]
+    repeated_contexts = contexts + contexts[:2] + [texts[3]]  # the last one: same sentence, another context
+    calls = []
+    original = classifier.model.forward
+    classifier.model.forward = lambda **batch: calls.append(len(batch["input_ids"])) or original(**batch)
+    repeated = classifier.probabilities(repeated_texts, repeated_contexts)
+    assert sum(calls) == 5  # four distinct pairs plus the new context
+    single = [classifier.probabilities([t], [c]) for t, c in zip(repeated_texts, repeated_contexts)]
+    for k in range(3):
+        torch.testing.assert_close(repeated[k], torch.cat([s[k] for s in single]), atol=1e-5, rtol=1e-4)
+
+
 def test_predict_document_splits_and_keeps_offsets(trained):
     classifier = load(trained / "model")
     text = "Москва готова возобновить прямое авиасообщение с Вашингтоном. ЕС утвердил новый пакет санкций.\nПогода в Москве будет тёплой."
