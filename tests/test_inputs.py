@@ -62,13 +62,13 @@ def test_long_sentence_is_cut_flagged_and_leaves_no_room_for_context():
     assert item.truncated and item.ids == [tokenizer.cls_token_id, *sentence_ids[:14], tokenizer.sep_token_id]
 
 
-def test_length_batches_cover_every_index_once_and_sort_by_length():
+def test_length_batches_cover_every_index_once_longest_first():
     lengths = [5, 1, 9, 3, 3, 7, 2]
     batches = list(length_batches(lengths, 3))
     assert [len(b) for b in batches] == [3, 3, 1]
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(len(lengths)))
-    assert [lengths[i] for i in flat] == sorted(lengths)
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
 
 
 def test_slow_tokenizers_are_refused():
