@@ -14,6 +14,7 @@ overwrites. Re-running the same command skips the input items already covered by
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -44,7 +45,8 @@ class RunOptions:
     output_format: str = "parquet"  # parquet | jsonl
     window: int = 2048  # sentences sorted by length together (bucketing window); one task for a worker
     workers: int = 1  # threads labelling windows in parallel (see configure_threads)
-    part_sentences: int = 20_000  # sentences per output part (a part ends at a document boundary)
+    part_sentences: int = 5_000  # sentences per output part (a part ends at a document boundary); peak memory
+    # grows with it (peak RSS over 60k sentences: 1,133 MB at 5,000 vs 1,362 MB at 20,000 per part)
 
 
 @dataclass
@@ -66,6 +68,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by finished batches back to the OS (glibc's malloc_trim; a no-op elsewhere).
+
+    Each worker thread allocates in its own malloc arena and batches of every size pass through them;
+    without this, freed pieces accumulate and peak RSS creeps up over a long corpus.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
 
 
 def available_cores() -> int:
@@ -295,6 +309,8 @@ class CorpusRunner:
             self._save_manifest(self.manifest)
             summary.parts += 1
             self._count(rows, rejects, documents, summary)
+            del rows
+            release_freed_memory()
             if on_progress:
                 on_progress(summary)
         self.manifest["complete"] = True

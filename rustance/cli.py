@@ -158,7 +158,7 @@ def predict(
         help="jsonl, csv, tsv, parquet, txt (one document per file) or lines (one per line); default by suffix")] = None,
     batch_size: Annotated[int, typer.Option(help="sentences per forward pass")] = 64,
     max_chars: Annotated[int, typer.Option(help="longer documents go to the rejects file")] = 1_000_000,
-    part_sentences: Annotated[int, typer.Option(help="sentences per output part")] = 20_000,
+    part_sentences: Annotated[int, typer.Option(help="sentences per output part (memory grows with it)")] = 5_000,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads in all (default: all cores)")] = None,
     workers: Annotated[Optional[int], typer.Option(
         help="local engine: windows labelled in parallel, sharing --threads (default: 2 if 2+ cores)")] = None,
