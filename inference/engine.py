@@ -46,7 +46,7 @@ class RunOptions:
     window: int = 2048  # sentences sorted by length together (bucketing window); one task for a worker
     workers: int = 1  # threads labelling windows in parallel (see configure_threads)
     part_sentences: int = 5_000  # sentences per output part (a part ends at a document boundary); peak memory
-    # grows with it (peak RSS over 60k sentences: 1,133 MB at 5,000 vs 1,362 MB at 20,000 per part)
+    # grows with it (benchmarks/memory.py, 200k sentences: 1,145 MB with 5,000 vs 1,434 MB with 20,000)
 
 
 @dataclass
@@ -140,8 +140,8 @@ def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict
     rows = []
     for i, (doc_id, index, start, end, text, _) in enumerate(sentences):
         found = np.flatnonzero(chosen[i])
-        topics = [{"topic": topic_ids[j], "stance": STANCES[stance_best[i, j]], "probability": float(topic_rounded[i, j]),
-                   **dict(zip(STANCES, stance[i, j].tolist()))}
+        topics = [{"topic": topic_ids[j], "stance": STANCES[stance_best[i, j]],
+                   "probability": float(topic_rounded[i, j]), **dict(zip(STANCES, stance[i, j].tolist()))}
                   for j in found[np.argsort(-topic[i, found], kind="stable")].tolist()]
         rows.append({
             "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
