@@ -26,8 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from rustance import __version__
 from rustance.inference.readers import Document, Reject
 from rustance.labels import SENTIMENTS, STANCES
@@ -128,21 +126,17 @@ def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict
     """
     topic, stance, sentiment, truncated = classifier.probabilities(
         [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True)
-    thresholds = np.array([classifier.thresholds.get(t.id, 0.5) for t in classifier.topics])
-    topic = topic.double().numpy()
-    chosen = topic >= thresholds
+    chosen = classifier.chosen_topics(topic)
     topic_ids = [t.id for t in classifier.topics]
     stance_best = stance.argmax(-1).numpy()
     stance = stance.double().numpy().round(4)
     sentiment_best = sentiment.argmax(-1).tolist()
     sentiment = sentiment.double().numpy().round(4).tolist()
-    topic_rounded = topic.round(4)
+    topic = topic.double().numpy().round(4)
     rows = []
     for i, (doc_id, index, start, end, text, _) in enumerate(sentences):
-        found = np.flatnonzero(chosen[i])
-        topics = [{"topic": topic_ids[j], "stance": STANCES[stance_best[i, j]],
-                   "probability": float(topic_rounded[i, j]), **dict(zip(STANCES, stance[i, j].tolist()))}
-                  for j in found[np.argsort(-topic[i, found], kind="stable")].tolist()]
+        topics = [{"topic": topic_ids[j], "stance": STANCES[stance_best[i, j]], "probability": float(topic[i, j]),
+                   **dict(zip(STANCES, stance[i, j].tolist()))} for j in chosen[i]]
         rows.append({
             "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
             "topics": topics, "sentiment": SENTIMENTS[sentiment_best[i]],
@@ -220,10 +214,10 @@ class CorpusRunner:
         pending: deque = deque()
         try:
             for chunk in chunks:
-                sentences, window = chunk[0], self.options.window
-                pending.append((chunk, [(len(part), pool.submit(label_rows, self.classifier, part, self.model_name))
-                                        for part in (sentences[b : b + window]
-                                                     for b in range(0, len(sentences), window))]))
+                sentences, size = chunk[0], self.options.window
+                windows = [sentences[begin : begin + size] for begin in range(0, len(sentences), size)]
+                pending.append((chunk, [(len(window), pool.submit(label_rows, self.classifier, window, self.model_name))
+                                        for window in windows]))
                 if len(pending) > 1:
                     yield self._collect(*pending.popleft())
             while pending:

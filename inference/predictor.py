@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rustance.labels import SENTIMENTS, STANCES, Topic
@@ -125,22 +126,30 @@ class Classifier:
     def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor,
                sentiment: torch.Tensor) -> list[SentencePrediction]:
         """Turn probability tensors (from :meth:`probabilities`) into predictions."""
+        chosen = self.chosen_topics(topic)
         results = []
         for i, text in enumerate(texts):
             every = []
             for j, t in enumerate(self.topics):
                 probs = {s: float(stance[i, j, k]) for k, s in enumerate(STANCES)}
                 every.append(TopicStance(t.id, float(topic[i, j]), max(probs, key=probs.get), probs))
-            chosen = [ts for ts in every if ts.probability >= self.thresholds.get(ts.topic, 0.5)]
             sent_probs = {s: float(sentiment[i, k]) for k, s in enumerate(SENTIMENTS)}
             results.append(SentencePrediction(
                 text=text,
-                topics=sorted(chosen, key=lambda ts: -ts.probability),
+                topics=[every[j] for j in chosen[i]],
                 sentiment=max(sent_probs, key=sent_probs.get),
                 sentiment_probabilities=sent_probs,
                 all_topics=every,
             ))
         return results
+
+    def chosen_topics(self, topic: torch.Tensor) -> list[list[int]]:
+        """Per sentence, the indices of the topics it is about (probability at or over the topic's threshold,
+        0.5 by default), most probable first."""
+        thresholds = np.array([self.thresholds.get(t.id, 0.5) for t in self.topics])
+        probabilities = topic.double().numpy()
+        return [[int(j) for j in found[np.argsort(-row[found], kind="stable")]]
+                for row, found in ((row, np.flatnonzero(row >= thresholds)) for row in probabilities)]
 
     def predict_document(self, text: str) -> list[SentencePrediction]:
         """Split Russian text into sentences (razdel) and label each, with offsets and context."""

@@ -164,7 +164,7 @@ def predict(
         help="local engine: windows labelled in parallel, sharing --threads (default: 2 if 2+ cores)")] = None,
     backend: Annotated[str, typer.Option(help="torch, or onnx for a folder made by `rustance export-onnx`")] = "torch",
     precision: Annotated[str, typer.Option(help="torch backend: fp32, or bf16 (faster on CPUs with AVX512-BF16/AMX; "
-                                                 "labels may differ slightly, see reports/benchmark-throughput.md)")] = "fp32",
+                                                 "labels may differ slightly, see reports/precision-agreement.md)")] = "fp32",
     engine: Annotated[str, typer.Option(help="local (resumable, this machine) or ray (a Ray cluster; "
                                               "pip install 'rustance[ray]', see docs/scaling.md)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,

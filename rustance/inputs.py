@@ -93,8 +93,8 @@ class InputBuilder:
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Indices in batches of ``batch_size`` items of similar length, so padding is small.
 
-    Longest first: the first batch reserves the largest buffers and the shorter ones after it reuse them.
-    Shortest first made the heap grow with every batch (about 400 MB over a 20,000-sentence window set).
+    Longest first: the first batch reserves the largest buffers and the shorter ones after it reuse them
+    (shortest first made the heap grow with every batch).
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
     for begin in range(0, len(order), batch_size):
