@@ -2,8 +2,10 @@
 
 Measures, on the same N real sentences (Telegram news corpus, ../shared/corpora), in one run:
   (a) a plain transformers pipeline("text-classification") loop at batch size 32 — the baseline;
-  (b) rustance's corpus engine (PyTorch fp32, also bf16 autocast), with and without the previous-sentence
-      context, with its default threads (2 single-threaded workers on 2 cores) and with 1 worker x 2 threads;
+  (b) rustance's corpus engine (PyTorch fp32, also bf16 autocast) on the sentence alone and with the previous
+      sentence as context, both ways a model can read it: ``pair`` (a second segment of one input) and
+      ``pooled`` (encoded once as a sentence of its own; the heads read both vectors), with its default
+      threads (2 single-threaded workers on 2 cores) and with 1 worker x 2 threads;
   (c) the engine on ONNX Runtime and (d) on ONNX Runtime with dynamic int8 weights;
 and prints sentences/s, peak RSS and the ratio to (a), plus the throughput the encoder's linear-layer
 FLOPs would allow at this machine's measured fp32 matmul speed. Each variant runs in its own process so
@@ -60,8 +62,9 @@ def run_pipeline(sentences: list[str], shape: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def shape_checkpoint(shape: Path, folder: str | Path, use_context: bool = True) -> None:
-    """Save a rustance checkpoint with the encoder shape of ``shape`` and random weights into ``folder``."""
+def shape_checkpoint(shape: Path, folder: str | Path, context: str = "pair") -> None:
+    """Save a rustance checkpoint with the encoder shape of ``shape`` and random weights into ``folder``;
+    ``context`` is none, pair or pooled."""
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
@@ -71,13 +74,15 @@ def shape_checkpoint(shape: Path, folder: str | Path, use_context: bool = True) 
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(shape)
     config.rustance = {"topics": [{"id": t.id, "description": t.description} for t in load_topics()],
-                       "pooling": "mean", "use_context": use_context, "max_length": 128, "text_prefix": ""}
+                       "pooling": "mean", "use_context": context != "none",
+                       "context_mode": "pooled" if context == "pooled" else "pair",
+                       "max_length": 128, "text_prefix": ""}
     config.id2label = dict(enumerate(SENTIMENTS))
     StanceModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(shape).save_pretrained(folder)
 
 
-def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: str = "torch",
+def run_rustance(sentences: list[str], shape: Path, context: str = "none", backend: str = "torch",
                  precision: str = "fp32", workers: int | None = None) -> dict:
     from rustance.inference.engine import CorpusRunner, RunOptions, Summary, configure_threads
     from rustance.inference.predictor import load
@@ -85,7 +90,7 @@ def run_rustance(sentences: list[str], shape: Path, use_context: bool, backend: 
 
     workers, per_worker = configure_threads(workers)  # as `rustance predict` does (default: 2 workers here)
     with tempfile.TemporaryDirectory() as folder:
-        shape_checkpoint(shape, folder, use_context)
+        shape_checkpoint(shape, folder, context)
         classifier = load(folder, batch_size=64, precision=precision)
         if backend != "torch":
             from rustance.inference.onnx_backend import export_onnx, load_onnx
@@ -133,7 +138,7 @@ def flops_limit(sentences: list[str], shape: Path) -> dict:
         best = min(best, time.perf_counter() - started)
     gflops = 2 * 1024**3 * repeats / best / 1e9
     result = {"gflops": gflops}
-    for key, use_context in (("sentence", False), ("context", True)):
+    for key, use_context in (("sentence", False), ("pair", True)):
         inputs = InputBuilder(tokenizer, {"max_length": 128, "use_context": use_context})
         tokens = sum(len(item.ids) for item in inputs.encode(sentences, [""] + sentences[:-1])) / len(sentences)
         result[key] = {"tokens_per_sentence": tokens, "sentences_per_s": gflops * 1e9 / (flops_per_token * tokens)}
@@ -146,13 +151,17 @@ VARIANTS = {
     "pipeline": ("(a) transformers pipeline, batch 32, sentence only", None),
     "fp32": ("(b) rustance PyTorch fp32, sentence only", {}),
     "fp32-1worker": ("(b) rustance PyTorch fp32, sentence only, 1 worker x 2 threads", {"workers": 1}),
-    "fp32-context": ("(b') rustance PyTorch fp32, previous sentence as context", {"use_context": True}),
+    "fp32-pair": ("(b) rustance PyTorch fp32, context as a second segment (pair)", {"context": "pair"}),
+    "fp32-pooled": ("(b) rustance PyTorch fp32, context encoded once (pooled)", {"context": "pooled"}),
     "bf16": ("(b) rustance PyTorch bf16 autocast, sentence only", {"precision": "bf16"}),
-    "bf16-context": ("(b') rustance PyTorch bf16 autocast, with context", {"precision": "bf16", "use_context": True}),
+    "bf16-pair": ("(b) rustance PyTorch bf16 autocast, pair context", {"precision": "bf16", "context": "pair"}),
+    "bf16-pooled": ("(b) rustance PyTorch bf16 autocast, pooled context", {"precision": "bf16", "context": "pooled"}),
     "onnx": ("(c) ONNX Runtime (fused graph), sentence only", {"backend": "onnx"}),
-    "onnx-context": ("(c') ONNX Runtime (fused graph), with context", {"backend": "onnx", "use_context": True}),
+    "onnx-pair": ("(c) ONNX Runtime (fused graph), pair context", {"backend": "onnx", "context": "pair"}),
+    "onnx-pooled": ("(c) ONNX Runtime (fused graph), pooled context", {"backend": "onnx", "context": "pooled"}),
     "onnx-int8": ("(d) ONNX Runtime int8, sentence only", {"backend": "onnx-int8"}),
-    "onnx-int8-context": ("(d') ONNX Runtime int8, with context", {"backend": "onnx-int8", "use_context": True}),
+    "onnx-int8-pair": ("(d) ONNX Runtime int8, pair context", {"backend": "onnx-int8", "context": "pair"}),
+    "onnx-int8-pooled": ("(d) ONNX Runtime int8, pooled context", {"backend": "onnx-int8", "context": "pooled"}),
 }
 
 
@@ -179,7 +188,7 @@ def main() -> None:
         elif args.variant == "limit":
             result = flops_limit(sentences, args.shape)
         else:
-            result = run_rustance(sentences, args.shape, **{"use_context": False, **VARIANTS[args.variant][1]})
+            result = run_rustance(sentences, args.shape, **VARIANTS[args.variant][1])
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
     results = {}
@@ -208,8 +217,9 @@ def main() -> None:
     lines += ["", f"Measured fp32 matmul: {limit['gflops']:.0f} GFLOP/s. The encoder's linear-layer FLOPs allow about "
               f"{limit['sentence']['sentences_per_s']:.0f} sentences/s for the sentence alone "
               f"({limit['sentence']['tokens_per_sentence']:.1f} tokens per input) and "
-              f"{limit['context']['sentences_per_s']:.0f}/s with the previous sentence as context "
-              f"({limit['context']['tokens_per_sentence']:.1f} tokens), in fp32, before attention and other overhead.",
+              f"{limit['pair']['sentences_per_s']:.0f}/s with the previous sentence as a second segment "
+              f"({limit['pair']['tokens_per_sentence']:.1f} tokens), in fp32, before attention and other overhead. "
+              "A pooled-context model encodes each sentence once, so its limit is the sentence-only one.",
               "", "Labels of the faster variants against fp32 PyTorch on a trained model: "
               "see `reports/precision-agreement.md` (random weights put labels near ties, so agreement is not "
               "measured here)."]

@@ -20,19 +20,34 @@ from rustance.inference.predictor import Classifier, agreement_with
 from rustance.model import ModelLoadError
 
 ONNX_FILE = "model.onnx"
+HEADS_FILE = "heads.onnx"  # only for ``context_mode: pooled`` models, whose model.onnx gives pooled vectors
 OUTPUTS = ("topic_logits", "stance_logits", "sentiment_logits")
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class _Outputs(nn.Module):
-    """Tuple outputs for the exporter."""
+    """Tuple outputs for the exporter: the full model, or only its pooled vectors."""
 
-    def __init__(self, model: nn.Module, with_types: bool):
+    def __init__(self, model: nn.Module, with_types: bool, vectors_only: bool):
         super().__init__()
-        self.model, self.with_types = model, with_types
+        self.model, self.with_types, self.vectors_only = model, with_types, vectors_only
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                         token_type_ids=token_type_ids if self.with_types else None)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask,
+                  "token_type_ids": token_type_ids if self.with_types else None}
+        if self.vectors_only:
+            return self.model.vectors(**inputs)
+        out = self.model(**inputs)
+        return tuple(out[k] for k in OUTPUTS)
+
+
+class _Heads(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features):
+        out = self.model.heads(features)
         return tuple(out[k] for k in OUTPUTS)
 
 
@@ -48,6 +63,10 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.head_session = None
+        if (folder / HEADS_FILE).is_file():
+            self.head_session = ort.InferenceSession(str(folder / HEADS_FILE), options,
+                                                     providers=["CPUExecutionProvider"])
 
     def to(self, device):
         return self
@@ -55,9 +74,18 @@ class OnnxModel:
     def eval(self):
         return self
 
+    def _feed(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {k: v.numpy().astype(np.int64) for k, v in batch.items() if k in self.inputs}
+
     def __call__(self, **batch) -> dict[str, torch.Tensor]:
-        feed = {k: v.numpy().astype(np.int64) for k, v in batch.items() if k in self.inputs}
-        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, self.session.run(list(OUTPUTS), feed))}
+        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, self.session.run(list(OUTPUTS), self._feed(batch)))}
+
+    def vectors(self, **batch) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(["vector"], self._feed(batch))[0])
+
+    def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = self.head_session.run(list(OUTPUTS), {"features": features.float().numpy()})
+        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, outputs)}
 
 
 def load_onnx(folder: str | Path, batch_size: int = 64, threads: int | None = None):
@@ -92,18 +120,26 @@ def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    pooled = reference.inputs.pooled_context
     sample, _ = reference.inputs(["Пример предложения для экспорта."], ["Контекст."])
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    names = [n for n in TOKEN_INPUTS if n in sample]
+    outputs = ["vector"] if pooled else list(OUTPUTS)
     dynamic = {n: {0: "batch", 1: "tokens"} for n in names}
-    dynamic.update({n: {0: "batch"} for n in OUTPUTS})
-    wrapper = _Outputs(reference.model, "token_type_ids" in names).eval()
+    dynamic.update({n: {0: "batch"} for n in outputs})
+    wrapper = _Outputs(reference.model, "token_type_ids" in names, vectors_only=pooled).eval()
     encoder = reference.model.encoder
     previous = encoder.config._attn_implementation
     encoder.set_attn_implementation("eager")  # the attention pattern ONNX Runtime's fusion recognises
     try:
         with torch.no_grad():
             torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(tmp / ONNX_FILE), input_names=names,
-                              output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=17, dynamo=False)
+                              output_names=outputs, dynamic_axes=dynamic, opset_version=17, dynamo=False)
+            if pooled:
+                features = torch.zeros(1, 2 * reference.model.config.hidden_size)
+                torch.onnx.export(_Heads(reference.model).eval(), (features,), str(tmp / HEADS_FILE),
+                                  input_names=["features"], output_names=list(OUTPUTS),
+                                  dynamic_axes={n: {0: "batch"} for n in ("features", *OUTPUTS)},
+                                  opset_version=17, dynamo=False)
     finally:
         encoder.set_attn_implementation(previous)
     _fuse(tmp / ONNX_FILE, reference.model.config, log)

@@ -10,7 +10,7 @@ import torch
 
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.metrics import Labels
-from rustance.inputs import InputBuilder, length_batches
+from rustance.inputs import EncodedSentence, InputBuilder, length_batches
 from rustance.model import ModelLoadError, load_checkpoint
 from rustance.text import split_sentences
 
@@ -86,30 +86,53 @@ class Classifier:
     def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False):
         """Topic, stance and sentiment probabilities, in batches of similar token length.
 
-        Repeated inputs (the same sentence, and the same previous sentence for models that read it) are
-        computed once. With ``with_truncation`` also returns, per sentence, whether it was cut to the model's
-        max length.
+        Repeated inputs are computed once: the same sentence (with the same previous sentence, for models
+        that read it as a second segment). A ``pooled`` context model encodes every distinct sentence and
+        context once, so in a document each sentence's vector also serves as the next one's context.
+        With ``with_truncation`` also returns, per sentence, whether it was cut to the model's max length.
         """
-        use_context = self.inputs.use_context and contexts is not None
-        slots: dict[tuple[str, str], int] = {}
-        keys = zip(texts, contexts) if use_context else ((text, "") for text in texts)
-        inverse = torch.tensor([slots.setdefault((text, context or ""), len(slots)) for text, context in keys],
-                               dtype=torch.long)
-        items = self.inputs.encode([text for text, _ in slots], [context for _, context in slots])
-        topic = torch.empty(len(items), len(self.topics))
-        stance = torch.empty(len(items), len(self.topics), len(STANCES))
-        sentiment = torch.empty(len(items), len(SENTIMENTS))
+        if not texts:
+            empty = (torch.empty(0, len(self.topics)), torch.empty(0, len(self.topics), len(STANCES)),
+                     torch.empty(0, len(SENTIMENTS)))
+            return (*empty, []) if with_truncation else empty
+        if self.inputs.pooled_context:
+            contexts = contexts if contexts is not None else [""] * len(texts)
+            slots: dict[str, int] = {}
+            sentence_slot = [slots.setdefault(text, len(slots)) for text in texts]
+            context_slot = [slots.setdefault(context or "", len(slots)) for context in contexts]
+            items = self.inputs.encode(list(slots))
+            vectors = self._run(items, lambda batch: {"vector": self.model.vectors(**batch)})["vector"]
+            with self._autocast():
+                logits = self.model.heads(torch.cat([vectors[sentence_slot], vectors[context_slot]], dim=-1))
+            truncated = [items[i].truncated for i in sentence_slot]
+        else:
+            use_context = self.inputs.use_context and contexts is not None
+            pairs: dict[tuple[str, str], int] = {}
+            keys = zip(texts, contexts) if use_context else ((text, "") for text in texts)
+            inverse = [pairs.setdefault((text, context or ""), len(pairs)) for text, context in keys]
+            items = self.inputs.encode([text for text, _ in pairs], [context for _, context in pairs])
+            logits = {k: v[inverse] for k, v in self._run(items, lambda batch: self.model(**batch)).items()}
+            truncated = [items[i].truncated for i in inverse]
+        probabilities = (torch.sigmoid(logits["topic_logits"]).float(),
+                         torch.softmax(logits["stance_logits"], -1).float(),
+                         torch.softmax(logits["sentiment_logits"], -1).float())
+        return (*probabilities, truncated) if with_truncation else probabilities
+
+    def _autocast(self):
+        return torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _run(self, items: list[EncodedSentence], step) -> dict[str, torch.Tensor]:
+        """``step(batch)`` over ``items`` in length batches; every output back in the items' order (fp32, CPU)."""
+        outputs: dict[str, torch.Tensor] = {}
         for idx in length_batches([len(item.ids) for item in items], self.batch_size):
             batch = self.inputs.pad([items[i] for i in idx])
-            with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-            topic[idx] = torch.sigmoid(out["topic_logits"]).float().cpu()
-            stance[idx] = torch.softmax(out["stance_logits"], -1).float().cpu()
-            sentiment[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
-        probabilities = topic[inverse], stance[inverse], sentiment[inverse]
-        if with_truncation:
-            return (*probabilities, [items[i].truncated for i in inverse.tolist()])
-        return probabilities
+            with self._autocast():
+                out = step({k: v.to(self.device) for k, v in batch.items()})
+            for key, value in out.items():
+                if key not in outputs:
+                    outputs[key] = torch.empty((len(items), *value.shape[1:]))
+                outputs[key][idx] = value.float().cpu()
+        return outputs
 
     def predict(self, texts: str | list[str], contexts: list[str] | None = None) -> list[SentencePrediction]:
         """Label sentences; ``contexts`` (the previous sentence of each) is optional."""

@@ -19,7 +19,9 @@ class ModelConfig:
     name: str = "cointegrated/rubert-tiny2"  # hub id or local folder of a BERT-family encoder
     max_length: int = 128  # tokens for sentence + context
     pooling: str = "mean"  # mean | cls (stance); mean | target (targeted sentiment: mean + target marker)
-    use_context: bool = True  # feed the previous sentence as a second segment
+    use_context: bool = True  # read the previous sentence too (see context_mode)
+    context_mode: str = "pair"  # pair: previous sentence as a second segment | pooled: encoded alone, its vector
+    #                             joins the sentence's at the heads (each sentence encoded once in a corpus)
     text_prefix: str = ""  # e.g. "query: " for e5 encoders
     target_marker: str = "typed"  # targeted sentiment input: typed | plain | segment (see rustance.targets)
 
@@ -67,6 +69,7 @@ class Config:
 
 
 TASKS = ("stance", "targeted_sentiment")
+CONTEXT_MODES = ("pair", "pooled")
 _METRICS = {
     "stance": ("overall_macro_f1", "stance_macro_f1", "topic_macro_f1", "sentiment_macro_f1"),
     "targeted_sentiment": ("f1_pn", "f1_pn0"),
@@ -141,6 +144,9 @@ def validate(config: Config) -> Config:
         (config.task in TASKS, "task", f"must be one of {', '.join(TASKS)}"),
         (config.model.max_length >= 8, "model.max_length", "must be at least 8"),
         (config.model.pooling in poolings, "model.pooling", f"must be one of {', '.join(poolings)} for this task"),
+        (config.model.context_mode in CONTEXT_MODES, "model.context_mode", f"must be one of {', '.join(CONTEXT_MODES)}"),
+        (not (targeted and config.model.context_mode != "pair"), "model.context_mode",
+         "must be pair for targeted sentiment"),
         (config.model.target_marker in ("typed", "plain", "segment"), "model.target_marker",
          "must be typed, plain or segment"),
         (not (config.model.pooling == "target" and config.model.target_marker == "segment"), "model.pooling",

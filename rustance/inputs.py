@@ -3,7 +3,8 @@
 A rustance input is ``[CLS] sentence [SEP] context [SEP]`` (the tokenizer's own pair template): the
 sentence keeps up to ``max_length`` tokens and the previous sentence (the context) gets only the room the
 sentence leaves, keeping its end (the part nearest the sentence). An empty context keeps the same layout,
-so training and prediction agree. Without ``use_context`` the input is the tokenizer's single template.
+so training and prediction agree. Without ``use_context``, and with ``context_mode: pooled`` (the previous
+sentence is encoded as an input of its own), the input is the tokenizer's single template.
 
 Whole windows of sentences are tokenised in one call of the Rust tokenizer; batches are then cut from the
 windows sorted by token length, so padding is small.
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from rustance.model import pooled_context
 
 
 @dataclass
@@ -41,7 +44,8 @@ class InputBuilder:
         self.backend.no_truncation()
         self.prefix = settings.get("text_prefix", "")
         self.max_length = int(settings["max_length"])
-        self.use_context = bool(settings.get("use_context"))
+        self.pooled_context = pooled_context(settings)  # the context is a separate input (batch keys context_*)
+        self.use_context = bool(settings.get("use_context")) and not self.pooled_context  # pair inputs
         self.room = self.max_length - self.backend.num_special_tokens_to_add(is_pair=self.use_context)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.with_types = "token_type_ids" in tokenizer.model_input_names
@@ -85,9 +89,15 @@ class InputBuilder:
 
     def __call__(self, texts: Sequence[str], contexts: Sequence[str] | None = None
                  ) -> tuple[dict[str, torch.Tensor], list[bool]]:
-        """Padded inputs for ``texts`` in the given order, and whether each sentence was truncated."""
+        """Padded inputs for ``texts`` in the given order, and whether each sentence was truncated.
+
+        For a ``pooled`` context model the batch also holds the contexts' inputs, under ``context_*`` keys."""
         items = self.encode(texts, contexts)
-        return self.pad(items), [item.truncated for item in items]
+        batch = self.pad(items)
+        if self.pooled_context:
+            context_items = self.encode([c or "" for c in contexts] if contexts is not None else [""] * len(texts))
+            batch.update({f"context_{key}": value for key, value in self.pad(context_items).items()})
+        return batch, [item.truncated for item in items]
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:

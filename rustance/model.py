@@ -60,31 +60,58 @@ class EncoderModel(PreTrainedModel):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+def pooled_context(settings: dict) -> bool:
+    """Whether a model reads its context as a separately encoded sentence (``context_mode: pooled``)."""
+    return bool(settings.get("use_context")) and settings.get("context_mode", "pair") == "pooled"
+
+
 class StanceModel(EncoderModel):
-    """Shared encoder with topic, per-topic stance and sentiment heads."""
+    """Shared encoder with topic, per-topic stance and sentiment heads.
+
+    With ``context_mode: pair`` (or no context) the heads read the pooled vector of one encoder input.
+    With ``context_mode: pooled`` the sentence and its previous sentence are encoded separately and the heads
+    read both vectors side by side, so a corpus run encodes every sentence once and reuses it as context.
+    """
 
     def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
         super().__init__(config, encoder)
+        self.pooled_context = pooled_context(config.rustance)
         n_topics, hidden = len(config.rustance["topics"]), config.hidden_size
-        self.topic_head = nn.Linear(hidden, n_topics)
-        self.stance_shared = nn.Linear(hidden, len(STANCES))
-        self.stance_per_topic = nn.Linear(hidden, n_topics * len(STANCES))
-        self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
+        features = 2 * hidden if self.pooled_context else hidden
+        self.topic_head = nn.Linear(features, n_topics)
+        self.stance_shared = nn.Linear(features, len(STANCES))
+        self.stance_per_topic = nn.Linear(features, n_topics * len(STANCES))
+        self.sentiment_head = nn.Linear(features, len(SENTIMENTS))
         self._init_heads(self.topic_head, self.stance_shared, self.stance_per_topic, self.sentiment_head)
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return hidden[:, 0] if self.pooling == "cls" else self.mean_pool(hidden, mask)
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, **_) -> dict[str, torch.Tensor]:
-        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
-        pooled = self.dropout(self.pool(hidden, attention_mask))
-        batch = pooled.shape[0]
-        stance = self.stance_shared(pooled).unsqueeze(1) + self.stance_per_topic(pooled).view(batch, -1, len(STANCES))
+    def vectors(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """The pooled encoder vector of each input."""
+        return self.pool(self.hidden_states(input_ids, attention_mask, token_type_ids), attention_mask)
+
+    def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits from pooled features (the sentence's vector, then its context's with ``pooled`` context)."""
+        features = self.dropout(features)
+        batch = features.shape[0]
+        stance = self.stance_shared(features).unsqueeze(1) + self.stance_per_topic(features).view(
+            batch, -1, len(STANCES))
         return {
-            "topic_logits": self.topic_head(pooled),
+            "topic_logits": self.topic_head(features),
             "stance_logits": stance,
-            "sentiment_logits": self.sentiment_head(pooled),
+            "sentiment_logits": self.sentiment_head(features),
         }
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, context_input_ids=None,
+                context_attention_mask=None, context_token_type_ids=None, **_) -> dict[str, torch.Tensor]:
+        features = self.vectors(input_ids, attention_mask, token_type_ids)
+        if self.pooled_context:
+            if context_input_ids is None:
+                raise ValueError("this model reads the previous sentence separately: pass context_input_ids")
+            context = self.vectors(context_input_ids, context_attention_mask, context_token_type_ids)
+            features = torch.cat([features, context], dim=-1)
+        return self.heads(features)
 
 
 def _encoder_from_config(config: PretrainedConfig) -> nn.Module:
@@ -127,7 +154,8 @@ def load_pretrained(name: str) -> tuple[nn.Module, object]:
 
 
 def build_model(
-    name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = ""
+    name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = "",
+    context_mode: str = "pair",
 ) -> tuple[StanceModel, object]:
     """A fresh rustance model on top of the pretrained encoder ``name``, and its tokenizer."""
     encoder, tokenizer = load_pretrained(name)
@@ -137,6 +165,7 @@ def build_model(
         "stances": list(STANCES),
         "pooling": pooling,
         "use_context": use_context,
+        "context_mode": context_mode,
         "max_length": max_length,
         "text_prefix": text_prefix,
         "base_model": name,

@@ -88,3 +88,19 @@ def tiny_model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pooled_model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """Like ``tiny_model_dir``, but reading the previous sentence as a separately encoded input."""
+    import torch
+
+    from rustance.labels import load_topics
+    from rustance.model import build_model
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(str(tiny_encoder_dir), load_topics(), "mean", True, 32, context_mode="pooled")
+    folder = tmp_path_factory.mktemp("tiny-pooled-model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
