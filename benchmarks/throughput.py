@@ -62,7 +62,7 @@ def run_pipeline(sentences: list[str], shape: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def shape_checkpoint(shape: Path, folder: str | Path, context: str = "pair") -> None:
+def shape_checkpoint(shape: Path, folder: str | Path, context: str = "pooled") -> None:
     """Save a rustance checkpoint with the encoder shape of ``shape`` and random weights into ``folder``;
     ``context`` is none, pair or pooled."""
     import torch

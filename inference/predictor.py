@@ -102,8 +102,9 @@ class Classifier:
             context_slot = [slots.setdefault(context or "", len(slots)) for context in contexts]
             items = self.inputs.encode(list(slots))
             vectors = self._run(items, lambda batch: {"vector": self.model.vectors(**batch)})["vector"]
+            features = torch.cat([vectors[sentence_slot], vectors[context_slot]], dim=-1).to(self.device)
             with self._autocast():
-                logits = self.model.heads(torch.cat([vectors[sentence_slot], vectors[context_slot]], dim=-1))
+                logits = {k: v.float().cpu() for k, v in self.model.heads(features).items()}
             truncated = [items[i].truncated for i in sentence_slot]
         else:
             use_context = self.inputs.use_context and contexts is not None
@@ -113,9 +114,8 @@ class Classifier:
             items = self.inputs.encode([text for text, _ in pairs], [context for _, context in pairs])
             logits = {k: v[inverse] for k, v in self._run(items, lambda batch: self.model(**batch)).items()}
             truncated = [items[i].truncated for i in inverse]
-        probabilities = (torch.sigmoid(logits["topic_logits"]).float(),
-                         torch.softmax(logits["stance_logits"], -1).float(),
-                         torch.softmax(logits["sentiment_logits"], -1).float())
+        probabilities = (torch.sigmoid(logits["topic_logits"]), torch.softmax(logits["stance_logits"], -1),
+                         torch.softmax(logits["sentiment_logits"], -1))
         return (*probabilities, truncated) if with_truncation else probabilities
 
     def _autocast(self):

@@ -20,8 +20,8 @@ class ModelConfig:
     max_length: int = 128  # tokens for sentence + context
     pooling: str = "mean"  # mean | cls (stance); mean | target (targeted sentiment: mean + target marker)
     use_context: bool = True  # read the previous sentence too (see context_mode)
-    context_mode: str = "pair"  # pair: previous sentence as a second segment | pooled: encoded alone, its vector
-    #                             joins the sentence's at the heads (each sentence encoded once in a corpus)
+    context_mode: str = "pooled"  # pooled: the previous sentence encoded alone, its vector joins the sentence's at
+    #                               the heads (a corpus run encodes each sentence once) | pair: a second segment
     text_prefix: str = ""  # e.g. "query: " for e5 encoders
     target_marker: str = "typed"  # targeted sentiment input: typed | plain | segment (see rustance.targets)
 
@@ -145,8 +145,6 @@ def validate(config: Config) -> Config:
         (config.model.max_length >= 8, "model.max_length", "must be at least 8"),
         (config.model.pooling in poolings, "model.pooling", f"must be one of {', '.join(poolings)} for this task"),
         (config.model.context_mode in CONTEXT_MODES, "model.context_mode", f"must be one of {', '.join(CONTEXT_MODES)}"),
-        (not (targeted and config.model.context_mode != "pair"), "model.context_mode",
-         "must be pair for targeted sentiment"),
         (config.model.target_marker in ("typed", "plain", "segment"), "model.target_marker",
          "must be typed, plain or segment"),
         (not (config.model.pooling == "target" and config.model.target_marker == "segment"), "model.pooling",

@@ -76,14 +76,11 @@ def test_training_learns_the_toy_task_and_saves_the_mode(tiny_encoder_dir, tmp_p
     assert load(tmp_path / "model").inputs.pooled_context
 
 
-def test_bad_context_mode_is_refused(tmp_path):
+def test_context_mode_default_and_bad_value():
+    assert load_config(None).model.context_mode == "pooled"
+    assert load_config(None, ["model.context_mode=pair"]).model.context_mode == "pair"
     with pytest.raises(ConfigError, match="model.context_mode"):
         load_config(None, ["model.context_mode=concat"])
-    targeted = tmp_path / "targeted.yaml"
-    targeted.write_text("task: targeted_sentiment\ntrain: {metric_for_best: f1_pn}\n", encoding="utf-8")
-    load_config(targeted)
-    with pytest.raises(ConfigError, match="model.context_mode"):
-        load_config(targeted, ["model.context_mode=pooled"])
 
 
 def test_onnx_export_agrees_and_runs(tiny_pooled_model_dir, tmp_path):

@@ -34,6 +34,7 @@ def trained(tiny_encoder_dir, tmp_path_factory):
 
 def test_checkpoint_layout(trained):
     model = trained / "model"
+    assert json.loads((model / "config.json").read_text())["rustance"]["context_mode"] == "pooled"  # the default
     for name in ("config.json", "model.safetensors", "training_config.yaml", "dev_metrics.json", "history.json"):
         assert (model / name).is_file(), name
     assert json.loads((model / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral",
@@ -62,10 +63,10 @@ def test_predict_returns_typed_deterministic_results(trained):
         classifier.predict([1, 2])
 
 
-def test_repeated_inputs_are_computed_once_with_the_same_result(trained):
+def test_repeated_inputs_are_computed_once_with_the_same_result(tiny_model_dir):
     import torch
 
-    classifier = load(trained / "model")
+    classifier = load(tiny_model_dir)  # a pair-context model: the same sentence with another context is new
     texts = [t for t, _, _ in TOY[:4]]
     contexts = ["", texts[0], texts[1], texts[2]]
     repeated_texts = texts + texts[:2] + [texts[0]]
