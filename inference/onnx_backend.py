@@ -3,7 +3,9 @@
     rustance export-onnx --model runs/m --out runs/m-onnx [--int8] [--check data/stance/dev.jsonl]
 
 The export refuses to leave a model whose labels agree with the PyTorch model on fewer than 99 % of the
-check sentences. Needs ``pip install rustance[onnx]`` (onnx, onnxruntime).
+check sentences. A pooled-context model is exported as two graphs: ``model.onnx`` (tokens → pooled vector,
+run once per distinct sentence) and ``heads.onnx`` (sentence and context vectors → logits).
+Needs ``pip install rustance[onnx]`` (onnx, onnxruntime).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class _Outputs(nn.Module):
 
 
 class _Heads(nn.Module):
+    """The heads alone (pooled-context models): features of sentence and context → logits."""
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model

@@ -23,6 +23,7 @@ class ModelConfig:
     context_mode: str = "pooled"  # pooled: the previous sentence encoded alone, its vector joins the sentence's at
     #                               the heads (a corpus run encodes each sentence once) | pair: a second segment
     text_prefix: str = ""  # e.g. "query: " for e5 encoders
+    num_layers: int | None = None  # keep only the encoder's lowest N transformer layers (faster); None = all
     target_marker: str = "typed"  # targeted sentiment input: typed | plain | segment (see rustance.targets)
 
 
@@ -143,6 +144,7 @@ def validate(config: Config) -> Config:
     checks = [
         (config.task in TASKS, "task", f"must be one of {', '.join(TASKS)}"),
         (config.model.max_length >= 8, "model.max_length", "must be at least 8"),
+        (config.model.num_layers is None or config.model.num_layers >= 1, "model.num_layers", "must be at least 1"),
         (config.model.pooling in poolings, "model.pooling", f"must be one of {', '.join(poolings)} for this task"),
         (config.model.context_mode in CONTEXT_MODES, "model.context_mode", f"must be one of {', '.join(CONTEXT_MODES)}"),
         (config.model.target_marker in ("typed", "plain", "segment"), "model.target_marker",

@@ -155,10 +155,13 @@ def load_pretrained(name: str) -> tuple[nn.Module, object]:
 
 def build_model(
     name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = "",
-    context_mode: str = "pair",
+    context_mode: str = "pair", num_layers: int | None = None,
 ) -> tuple[StanceModel, object]:
-    """A fresh rustance model on top of the pretrained encoder ``name``, and its tokenizer."""
+    """A fresh rustance model on top of the pretrained encoder ``name`` (only its lowest ``num_layers``
+    transformer layers, if given), and its tokenizer."""
     encoder, tokenizer = load_pretrained(name)
+    if num_layers is not None:
+        keep_lowest_layers(encoder, num_layers)
     with_settings(encoder.config, {
         "task": "stance",
         "topics": [{"id": t.id, "description": t.description} for t in topics],
@@ -171,6 +174,16 @@ def build_model(
         "base_model": name,
     })
     return StanceModel(encoder.config, encoder=encoder), tokenizer
+
+
+def keep_lowest_layers(encoder: nn.Module, n: int) -> None:
+    """Cut a BERT-style encoder to its lowest ``n`` transformer layers (a shallower, faster model)."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None or not 1 <= n <= len(layers):
+        raise ModelLoadError(f"model.num_layers={n}: the encoder has "
+                             f"{len(layers) if layers is not None else 'no BERT-style'} layers")
+    encoder.encoder.layer = layers[:n]
+    encoder.config.num_hidden_layers = n
 
 
 def with_settings(config: PretrainedConfig, settings: dict) -> PretrainedConfig:

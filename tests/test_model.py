@@ -47,3 +47,18 @@ def test_no_silent_random_encoder(tmp_path, tiny_encoder_dir):
 def test_plain_encoder_is_not_a_rustance_model(tiny_encoder_dir):
     with pytest.raises(ModelLoadError, match="not a trained rustance model"):
         load_checkpoint(tiny_encoder_dir)
+
+
+def test_num_layers_keeps_the_lowest_pretrained_layers(tiny_encoder_dir, tmp_path):
+    from transformers import AutoModel
+
+    pretrained = AutoModel.from_pretrained(tiny_encoder_dir)
+    model, tokenizer = build_model(str(tiny_encoder_dir), TOPICS, "mean", True, 64, num_layers=1)
+    assert len(model.encoder.encoder.layer) == 1 and model.config.num_hidden_layers == 1
+    torch.testing.assert_close(model.encoder.encoder.layer[0].output.dense.weight,
+                               pretrained.encoder.layer[0].output.dense.weight)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert len(load_checkpoint(tmp_path)[0].encoder.encoder.layer) == 1  # reloads with the cut shape
+    with pytest.raises(ModelLoadError, match="num_layers=3"):
+        build_model(str(tiny_encoder_dir), TOPICS, "mean", True, 64, num_layers=3)

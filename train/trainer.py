@@ -155,7 +155,8 @@ class StanceTask:
         log(f"train: {len(self.train_records)} records, dev: {len(self.dev_records)} records, topics: {len(topics)}")
         self.model, self.tokenizer = build_model(config.model.name, topics, config.model.pooling,
                                                  config.model.use_context, config.model.max_length,
-                                                 config.model.text_prefix, config.model.context_mode)
+                                                 config.model.text_prefix, config.model.context_mode,
+                                                 config.model.num_layers)
         self.targets = _targets(self.train_records, topics)
         self.loss_fn = MultiTaskLoss(self.targets, config.train.class_weights)
         self.tune_thresholds = config.train.tune_thresholds
