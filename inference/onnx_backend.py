@@ -81,15 +81,18 @@ class OnnxModel:
     def _feed(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         return {k: v.numpy().astype(np.int64) for k, v in batch.items() if k in self.inputs}
 
+    @staticmethod
+    def _logits(session, feed: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, session.run(list(OUTPUTS), feed))}
+
     def __call__(self, **batch) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, self.session.run(list(OUTPUTS), self._feed(batch)))}
+        return self._logits(self.session, self._feed(batch))
 
     def vectors(self, **batch) -> torch.Tensor:
         return torch.from_numpy(self.session.run(["vector"], self._feed(batch))[0])
 
     def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        outputs = self.head_session.run(list(OUTPUTS), {"features": features.float().numpy()})
-        return {k: torch.from_numpy(v) for k, v in zip(OUTPUTS, outputs)}
+        return self._logits(self.head_session, {"features": features.float().numpy()})
 
 
 def load_onnx(folder: str | Path, batch_size: int = 64, threads: int | None = None):

@@ -176,13 +176,19 @@ def build_model(
     return StanceModel(encoder.config, encoder=encoder), tokenizer
 
 
-def keep_lowest_layers(encoder: nn.Module, n: int) -> None:
-    """Cut a BERT-style encoder to its lowest ``n`` transformer layers (a shallower, faster model)."""
+def transformer_layers(encoder: nn.Module, n: int, option: str) -> nn.ModuleList:
+    """The BERT-style transformer layers of ``encoder``, checked to number at least ``n`` (``option`` names the
+    setting that asked for them, in the error)."""
     layers = getattr(getattr(encoder, "encoder", None), "layer", None)
     if layers is None or not 1 <= n <= len(layers):
-        raise ModelLoadError(f"model.num_layers={n}: the encoder has "
+        raise ModelLoadError(f"{option}={n}: the encoder has "
                              f"{len(layers) if layers is not None else 'no BERT-style'} layers")
-    encoder.encoder.layer = layers[:n]
+    return layers
+
+
+def keep_lowest_layers(encoder: nn.Module, n: int) -> None:
+    """Cut a BERT-style encoder to its lowest ``n`` transformer layers (a shallower, faster model)."""
+    encoder.encoder.layer = transformer_layers(encoder, n, "model.num_layers")[:n]
     encoder.config.num_hidden_layers = n
 
 

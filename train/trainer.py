@@ -18,7 +18,7 @@ from rustance.config import Config
 from rustance.inference.predictor import Classifier
 from rustance.labels import SENTIMENTS, STANCES, Topic, load_topics
 from rustance.metrics import Labels, headline, score
-from rustance.model import build_model
+from rustance.model import build_model, transformer_layers
 from rustance.progress import progress as progress_bar
 from rustance.records import DataError, Record, load_records
 
@@ -208,10 +208,7 @@ def train(config: Config, log=print) -> dict:
     if settings.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if settings.freeze_layers:
-        layers = getattr(getattr(model.encoder, "encoder", None), "layer", None)
-        if layers is None or settings.freeze_layers > len(layers):
-            raise ValueError(f"train.freeze_layers={settings.freeze_layers}: the encoder has "
-                             f"{len(layers) if layers is not None else 'no BERT-style'} layers")
+        layers = transformer_layers(model.encoder, settings.freeze_layers, "train.freeze_layers")
         for layer in layers[: settings.freeze_layers]:
             layer.requires_grad_(False)
 
