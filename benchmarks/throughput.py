@@ -165,6 +165,15 @@ VARIANTS = {
 }
 
 
+def median_run(found: list[dict]) -> dict:
+    """The median of repeated runs of one variant (by time; the limit row by GFLOP/s), with the range of rates."""
+    key = "seconds" if "seconds" in found[0] else "gflops"
+    ordered = sorted(found, key=lambda run: run[key])
+    result = dict(ordered[(len(ordered) - 1) // 2])
+    result["all_seconds"] = [run.get("seconds") for run in found]
+    return result
+
+
 def emit(lines: list[str], out: Path | None) -> None:
     """Print a Markdown report and, with ``out``, write it there."""
     report = "\n".join(lines) + "\n"
@@ -179,6 +188,8 @@ def main() -> None:
     parser.add_argument("--shape", type=Path, default=SHARED / "models" / "rubert-tiny2-shape")
     parser.add_argument("--corpora", type=Path, default=SHARED / "corpora")
     parser.add_argument("--out", type=Path, help="write a Markdown report here")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every variant this many times, rounds interleaved, and report the median")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sentences = load_sentences(args.sentences, args.corpora)
@@ -191,29 +202,36 @@ def main() -> None:
             result = run_rustance(sentences, args.shape, **VARIANTS[args.variant][1])
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
-    results = {}
-    for variant in VARIANTS:
-        command = [sys.executable, __file__, "--variant", variant, "--sentences", str(args.sentences),
-                   "--shape", str(args.shape), "--corpora", str(args.corpora)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results[variant] = json.loads(output.strip().splitlines()[-1])
-        print(variant, results[variant], flush=True)
+    runs: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
+    for round_ in range(args.repeats):  # whole rounds, so a slow spell on the machine hits every variant alike
+        for variant in VARIANTS:
+            command = [sys.executable, __file__, "--variant", variant, "--sentences", str(args.sentences),
+                       "--shape", str(args.shape), "--corpora", str(args.corpora)]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            runs[variant].append(json.loads(output.strip().splitlines()[-1]))
+            print(f"round {round_ + 1}", variant, runs[variant][-1], flush=True)
+    results = {variant: median_run(found) for variant, found in runs.items()}
     n = len(sentences)
     base = n / results["pipeline"]["seconds"]
     limit = results["limit"]
     lines = [f"# Corpus inference throughput ({n} Telegram sentences, rubert-tiny2 shape, random weights)", "",
-             f"Command: `python benchmarks/throughput.py --sentences {args.sentences}` on {os.cpu_count()} cores; "
-             "every variant in its own process, timed after a short warm-up, model loading not timed. "
-             "rustance variants run the corpus engine (sentence splitting, tokenisation, output rows) with "
-             "its default thread settings unless the row says otherwise.", "",
-             "| variant | sentences/s | × (a) | workers × threads | peak RSS MB |",
-             "| --- | --- | --- | --- | --- |"]
+             f"Command: `python benchmarks/throughput.py --sentences {args.sentences} --repeats {args.repeats}` on "
+             f"{os.cpu_count()} cores; every variant in its own process, timed after a short warm-up, model loading "
+             "not timed. rustance variants run the corpus engine (sentence splitting, tokenisation, output rows) "
+             "with its default thread settings unless the row says otherwise. "
+             f"Rates are the median of {args.repeats} run(s) per variant, in interleaved rounds; the last column "
+             "gives the lowest and highest ratio to (a) within one round.", "",
+             "| variant | sentences/s | × (a) | workers × threads | peak RSS MB | × (a) per round |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    baseline_seconds = results["pipeline"]["all_seconds"]
     for key, (name, _) in VARIANTS.items():
         if key == "limit":
             continue
         rate = n / results[key]["seconds"]
         threads = f"{results[key]['workers']} × {results[key]['threads_per_worker']}" if "workers" in results[key] else ""
-        lines.append(f"| {name} | {rate:.0f} | {rate / base:.2f} | {threads} | {results[key]['peak_rss_mb']:.0f} |")
+        ratios = [b / v for b, v in zip(baseline_seconds, results[key]["all_seconds"])]
+        lines.append(f"| {name} | {rate:.0f} | {rate / base:.2f} | {threads} | {results[key]['peak_rss_mb']:.0f} | "
+                     f"{min(ratios):.2f}–{max(ratios):.2f} |")
     lines += ["", f"Measured fp32 matmul: {limit['gflops']:.0f} GFLOP/s. The encoder's linear-layer FLOPs allow about "
               f"{limit['sentence']['sentences_per_s']:.0f} sentences/s for the sentence alone "
               f"({limit['sentence']['tokens_per_sentence']:.1f} tokens per input) and "
