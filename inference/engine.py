@@ -2,10 +2,13 @@
 
 Layout of an output folder::
 
-    manifest.json            what was run (fingerprint) and which parts are finished
-    part-00000.parquet       rows of documents [first_item, end_item) of the input stream
-    part-00000.rejects.jsonl inputs of that range that could not be processed (file, line, reason)
-    rejects.jsonl            all rejects, written when the run completes
+    _manifest.json            what was run (fingerprint) and which parts are finished
+    part-00000.parquet        rows of documents [first_item, end_item) of the input stream
+    _part-00000.rejects.jsonl inputs of that range that could not be processed (file, line, reason)
+    _rejects.jsonl            all rejects, written when the run completes
+
+Only the row parts have names without a leading ``_``, so Parquet readers that skip such files (pyarrow,
+``pandas.read_parquet("out/")``, Spark) read the folder as one table.
 
 A part and its rejects are written to temporary files and renamed; the manifest is rewritten (also
 atomically) only after that, so a killed run leaves at worst an unlisted part that the next run
@@ -31,7 +34,8 @@ from rustance.inference.readers import Document, Reject
 from rustance.labels import SENTIMENTS, STANCES
 from rustance.text import split_sentences
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
+REJECTS = "_rejects.jsonl"
 
 
 class OutputConflict(RuntimeError):
@@ -252,7 +256,7 @@ class CorpusRunner:
         else:
             _atomic_write(self.output_dir / name,
                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-        reject_name = f"part-{number:05d}.rejects.jsonl"
+        reject_name = f"_part-{number:05d}.rejects.jsonl"
         _atomic_write(self.output_dir / reject_name,
                       "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
         return {"name": name, "rejects": reject_name, "items": list(items), "rows": len(rows),
@@ -331,8 +335,8 @@ class CorpusRunner:
             summary.reject_reasons[key] = summary.reject_reasons.get(key, 0) + 1
 
     def _write_all_rejects(self) -> None:
-        """Concatenate the parts' reject files (streamed, not held in memory) into rejects.jsonl."""
-        target = self.output_dir / "rejects.jsonl"
+        """Concatenate the parts' reject files (streamed, not held in memory) into one file."""
+        target = self.output_dir / REJECTS
         tmp = target.with_name(f".{target.name}.tmp")
         with open(tmp, "wb") as out:
             for part in self.manifest["parts"]:

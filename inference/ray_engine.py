@@ -46,6 +46,14 @@ def _read(paths: list[str], options: RayOptions):
     import ray.data
 
     fmt = options.input_format
+    if fmt == "json":  # .json files: JSON lines under that name are fine, arrays are read by the local engine only
+        from rustance.inference.readers import is_json_array
+
+        arrays = [p for p in paths if is_json_array(p)]
+        if arrays:
+            raise RayEngineError(f"--engine ray reads JSON lines, and {arrays[0]} holds a JSON array: use the local "
+                                 "engine, or convert it (e.g. jq -c '.[]' in.json > in.jsonl)")
+        fmt = "jsonl"
     if fmt == "jsonl":
         return ray.data.read_json(paths, lines=True, ray_remote_args=LIGHT)
     if fmt in ("csv", "tsv"):

@@ -1,4 +1,4 @@
-"""Streaming readers for corpus inference: JSONL, CSV/TSV, Parquet, plain text, folders, stdin.
+"""Streaming readers for corpus inference: JSONL, JSON arrays, CSV/TSV, Parquet, plain text, folders, stdin.
 
 Every input item becomes either a :class:`Document` or a :class:`Reject` (file, line, reason), in a
 deterministic order, so a run can be resumed by skipping the first N items.
@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt", "lines")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "txt", "lines")
+# .json: a JSON array of objects (as in many exports), or JSON lines under that name (see is_json_array)
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
              ".parquet": "parquet", ".pq": "parquet", ".txt": "txt"}
 
 
@@ -58,7 +59,7 @@ def resolve_inputs(inputs: list[str], input_format: str | None = None) -> list[s
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES)
             if not found:
-                raise InputError(f"{path}: folder holds no .jsonl/.csv/.tsv/.parquet/.txt files")
+                raise InputError(f"{path}: folder holds no .jsonl/.json/.csv/.tsv/.parquet/.txt files")
             paths += [str(p) for p in found]
         elif not path.exists():
             raise InputError(f"{path}: no such file or folder")
@@ -66,7 +67,7 @@ def resolve_inputs(inputs: list[str], input_format: str | None = None) -> list[s
             raise InputError(f"{path}: not a regular file")
         else:
             if input_format is None and path.suffix.lower() not in _SUFFIXES:
-                raise InputError(f"{path}: unknown file type; name it .jsonl/.csv/.tsv/.parquet/.txt "
+                raise InputError(f"{path}: unknown file type; name it .jsonl/.json/.csv/.tsv/.parquet/.txt "
                                  "or pass --input-format")
             try:
                 with open(path, "rb") as handle:
@@ -121,6 +122,38 @@ def _jsonl(handle, where: str, options: ReaderOptions) -> Iterator[Document | Re
             yield Reject(where, number, f"JSON {type(obj).__name__}, not an object", _excerpt(line))
             continue
         yield _document(obj, where, number, options)
+
+
+def is_json_array(path: str) -> bool:
+    """Whether the file's first non-blank byte opens a JSON array (else a .json file is read as JSON lines)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(4096):
+            stripped = block.lstrip()
+            if stripped:
+                return stripped.startswith(b"[")
+    return False
+
+
+def _json_array(handle, where: str, options: ReaderOptions) -> Iterator[Document | Reject]:
+    """Stream the objects of a top-level JSON array (ijson: memory bounded by the largest item).
+
+    An item's 1-based position in the array stands where other formats give a line number. A syntax error or
+    invalid UTF-8 ends the file: everything after it goes to the rejects as one entry, since no parser can
+    tell where the next item starts.
+    """
+    import ijson
+
+    number = 0
+    try:
+        for number, obj in enumerate(ijson.items(handle, "item", use_float=True), start=1):
+            if isinstance(obj, dict):
+                yield _document(obj, where, number, options)
+            else:
+                yield Reject(where, number, f"JSON array item is {type(obj).__name__}, not an object",
+                             _excerpt(json.dumps(obj, ensure_ascii=False, default=str)))
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        message = str(exc).splitlines()[0].removeprefix("b'").removeprefix('b"')
+        yield Reject(where, number + 1, f"malformed JSON array after item {number}, rest of file skipped: {message}")
 
 
 def _lines(handle, where: str, options: ReaderOptions) -> Iterator[Document | Reject]:
@@ -195,13 +228,18 @@ def read_documents(paths: list[str], options: ReaderOptions) -> Iterator[Documen
             stream = sys.stdin.buffer
             if fmt == "jsonl":
                 yield from _jsonl(stream, "<stdin>", options)
+            elif fmt == "json":
+                yield from _json_array(stream, "<stdin>", options)
             elif fmt == "lines":
                 yield from _lines(stream, "<stdin>", options)
             else:
                 yield from _lines_or_text(io.BytesIO(stream.read()), "<stdin>", fmt, options)
             continue
-        fmt = options.input_format or _SUFFIXES[Path(path).suffix.lower()]
-        if fmt == "jsonl":
+        fmt = _file_format(path, options)
+        if fmt == "json":
+            with open(path, "rb") as handle:
+                yield from _json_array(handle, path, options)
+        elif fmt == "jsonl":
             with open(path, "rb") as handle:
                 yield from _jsonl(handle, path, options)
         elif fmt in ("csv", "tsv"):
@@ -216,6 +254,14 @@ def read_documents(paths: list[str], options: ReaderOptions) -> Iterator[Documen
                 yield from _lines_or_text(handle, path, fmt, options)
         else:
             raise InputError(f"unknown input format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def _file_format(path: str, options: ReaderOptions) -> str:
+    """The reader for a file: --input-format, else by suffix; a .json file not holding an array is JSON lines."""
+    fmt = options.input_format or _SUFFIXES[Path(path).suffix.lower()]
+    if fmt == "json" and options.input_format is None and not is_json_array(path):
+        return "jsonl"
+    return fmt
 
 
 def _lines_or_text(handle, where: str, fmt: str, options: ReaderOptions) -> Iterator[Document | Reject]:
@@ -235,8 +281,10 @@ def count_items(paths: list[str], options: ReaderOptions) -> int | None:
     for path in paths:
         if path == "-":
             return None
-        fmt = options.input_format or _SUFFIXES[Path(path).suffix.lower()]
-        if fmt == "parquet":
+        fmt = _file_format(path, options)
+        if fmt == "json":
+            total += _count_array_items(path)
+        elif fmt == "parquet":
             import pyarrow.parquet as pq
 
             total += pq.ParquetFile(path).metadata.num_rows
@@ -247,3 +295,18 @@ def count_items(paths: list[str], options: ReaderOptions) -> int | None:
                 lines = sum(1 for line in handle if line.strip())
             total += max(lines - (1 if fmt in ("csv", "tsv") else 0), 0)
     return total
+
+
+def _count_array_items(path: str) -> int:
+    """Items of a JSON array file (up to a syntax error), for the progress bar."""
+    import ijson
+
+    count = 0
+    with open(path, "rb") as handle:
+        try:
+            for prefix, event, _ in ijson.parse(handle):  # the array's direct children only
+                if prefix == "item" and event in ("start_map", "start_array", "string", "number", "boolean", "null"):
+                    count += 1
+        except (ijson.JSONError, UnicodeDecodeError):
+            pass
+    return count

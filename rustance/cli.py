@@ -148,14 +148,16 @@ def _print_targeted(summary: dict) -> None:
 def predict(
     model: Annotated[Path, typer.Option(help="trained model folder")],
     inputs: Annotated[Optional[list[str]], typer.Argument(
-        help="JSONL, CSV/TSV, Parquet or .txt files, folders of them, or '-' for stdin (default)")] = None,
+        help="JSONL, JSON (an array of objects), CSV/TSV, Parquet or .txt files, folders of them, or '-' for stdin "
+             "(default)")] = None,
     output: Annotated[Optional[Path], typer.Option(
         help="output folder (Parquet/JSONL parts + manifest; re-run to resume). Omit to print JSON lines")] = None,
     output_format: Annotated[str, typer.Option("--format", help="parquet or jsonl")] = "parquet",
     text_column: Annotated[str, typer.Option(help="field/column holding the document text")] = "text",
     id_column: Annotated[str, typer.Option(help="field/column holding the document id ('' for none)")] = "id",
     input_format: Annotated[Optional[str], typer.Option(
-        help="jsonl, csv, tsv, parquet, txt (one document per file) or lines (one per line); default by suffix")] = None,
+        help="jsonl, json (an array of objects), csv, tsv, parquet, txt (one document per file) or lines "
+             "(one per line); default by suffix")] = None,
     batch_size: Annotated[int, typer.Option(help="sentences per forward pass")] = 64,
     max_chars: Annotated[int, typer.Option(help="longer documents go to the rejects file")] = 1_000_000,
     part_sentences: Annotated[int, typer.Option(help="sentences per output part (memory grows with it)")] = 5_000,
@@ -170,7 +172,7 @@ def predict(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     num_actors: Annotated[int, typer.Option(help="Ray engine: model replicas (actors), one CPU each by default")] = 1,
 ) -> None:
-    """Label every sentence of a corpus: streaming, resumable, bad input goes to rejects.jsonl."""
+    """Label every sentence of a corpus: streaming, resumable, bad input goes to _rejects.jsonl."""
     from rustance.inference.engine import (CorpusRunner, OutputConflict, RunOptions, Summary, configure_threads,
                                            fingerprint)
     from rustance.inference.readers import FORMATS, InputError, ReaderOptions, count_items, read_documents, resolve_inputs

@@ -46,7 +46,22 @@ def test_output_matches_predict_document(tiny_model_dir, tmp_path):
         assert row["sentiment"] == p.sentiment
         assert [t["topic"] for t in row["topics"]] == [t.topic for t in p.topics]
         assert row["truncated"] is False
-    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["complete"] is True
+    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["complete"] is True
+
+
+def test_output_folder_reads_as_one_parquet_table(tiny_model_dir, tmp_path):
+    """Only row parts lack a leading '_', so pandas/pyarrow read the folder (several parts, rejects) directly."""
+    import pandas as pd
+
+    data = tmp_path / "in.jsonl"
+    _jsonl(data, [{"id": f"d{i}", "text": t} for i, t in enumerate(DOCS)])
+    data.write_text(data.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
+    result = _predict(tiny_model_dir, [data], tmp_path / "out", "--part-sentences", "2")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "out" / "_manifest.json").read_text())["parts"]) > 2
+    table = pd.read_parquet(tmp_path / "out")
+    rows = list(iter_rows(tmp_path / "out"))
+    assert list(zip(table["doc_id"], table["sentence_index"])) == [(r["doc_id"], r["sentence_index"]) for r in rows]
 
 
 def test_every_kind_of_bad_input_is_rejected_and_counted(tiny_model_dir, tmp_path):
@@ -69,7 +84,7 @@ def test_every_kind_of_bad_input_is_rejected_and_counted(tiny_model_dir, tmp_pat
     result = _predict(tiny_model_dir, [data, csv], tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "processed 4 documents" in result.output and "rejected 7" in result.output
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "_rejects.jsonl").read_text().splitlines()]
     by_line = {(Path(r["source"]).name, r["line"]): r["reason"] for r in rejects}
     assert "malformed JSON" in by_line[("in.jsonl", 2)]
     assert "missing text field" in by_line[("in.jsonl", 3)]
@@ -179,14 +194,14 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
-        manifest = out / "manifest.json"
+        manifest = out / "_manifest.json"
         if manifest.exists() and len(json.loads(manifest.read_text())["parts"]) >= 2:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    parts_before = len(json.loads((out / "manifest.json").read_text())["parts"])
-    assert not json.loads((out / "manifest.json").read_text())["complete"], "run finished before it was killed"
+    parts_before = len(json.loads((out / "_manifest.json").read_text())["parts"])
+    assert not json.loads((out / "_manifest.json").read_text())["complete"], "run finished before it was killed"
     result = subprocess.run(command + ["--output", str(out)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr

@@ -1,0 +1,75 @@
+"""JSON-array input (.json files, as many exports are): streamed items, rejects with item numbers, JSON lines
+under a .json name, and the end-to-end CLI run."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rustance.cli import app
+from rustance.inference.engine import iter_rows
+from rustance.inference.readers import Document, ReaderOptions, Reject, count_items, read_documents
+
+runner = CliRunner()
+
+
+def _items(path: Path, **options) -> list:
+    return list(read_documents([str(path)], ReaderOptions(**options)))
+
+
+def test_array_items_become_documents_and_bad_items_rejects(tmp_path):
+    path = tmp_path / "export.json"
+    items = [{"message_id": 7, "text": "Посольство России в Вашингтоне продолжит работу."}, 5,
+             {"message_id": 8}, {"message_id": 9, "text": "   "}, {"message_id": 10, "text": "Второй документ."}]
+    path.write_text(json.dumps(items, ensure_ascii=False, indent=2), encoding="utf-8")
+    found = _items(path, id_column="message_id")
+    assert [type(x).__name__ for x in found] == ["Document", "Reject", "Reject", "Reject", "Document"]
+    assert (found[0].doc_id, found[0].line, found[4].doc_id, found[4].line) == ("7", 1, "10", 5)
+    assert [(r.line, r.reason) for r in found[1:4]] == [
+        (2, "JSON array item is int, not an object"), (3, "missing text field 'text'"), (4, "empty document")]
+    assert count_items([str(path)], ReaderOptions()) == 5  # items, not lines of the pretty-printed file
+
+
+def test_broken_array_keeps_earlier_items_and_rejects_the_rest(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_bytes(b'[{"text": "\xd0\x9f\xd0\xb5\xd1\x80\xd0\xb2\xd1\x8b\xd0\xb9."}, {"text": "\xff\xfe"}, {"text": "c"}]')
+    found = _items(path)
+    assert isinstance(found[0], Document) and found[0].text == "Первый."
+    assert len(found) == 2 and isinstance(found[1], Reject) and found[1].line == 2
+    assert found[1].reason.startswith("malformed JSON array after item 1, rest of file skipped")
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('[{"text": "a"}, {"text": "b"', encoding="utf-8")
+    found = _items(truncated)
+    assert [type(x).__name__ for x in found] == ["Document", "Reject"]
+    assert "premature EOF" in found[1].reason
+
+
+def test_json_lines_under_a_json_name_are_still_read_line_by_line(tmp_path):
+    path = tmp_path / "lines.json"
+    path.write_text('{"id": "a", "text": "Первый."}\n{"id": "b", "text": "Второй."}\n', encoding="utf-8")
+    assert [(d.doc_id, d.line) for d in _items(path)] == [("a", 1), ("b", 2)]
+
+
+def test_predict_cli_reads_a_json_export(tiny_model_dir, tmp_path):
+    path = tmp_path / "channel.json"
+    items = [{"message_id": i, "text": f"Москва и Вашингтон обсудили рейсы. Переговоры продолжатся {i}."}
+             for i in range(4)] + [{"message_id": 99, "text": 42}]
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output",
+                                 str(tmp_path / "out"), "--id-column", "message_id"])
+    assert result.exit_code == 0, result.output
+    rows = list(iter_rows(tmp_path / "out"))
+    assert [(r["doc_id"], r["sentence_index"]) for r in rows] == [(str(i), j) for i in range(4) for j in range(2)]
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "_rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [(5, "text field 'text' is int, not a string")]
+
+
+def test_ray_engine_refuses_a_json_array_with_a_clear_message(tmp_path):
+    pytest.importorskip("ray")
+    from rustance.inference.ray_engine import RayEngineError, RayOptions, _read
+
+    path = tmp_path / "channel.json"
+    path.write_text('[{"text": "Первый."}]', encoding="utf-8")
+    with pytest.raises(RayEngineError, match="holds a JSON array"):
+        _read([str(path)], RayOptions(input_format="json"))
