@@ -169,7 +169,7 @@ def median_run(found: list[dict]) -> dict:
     """The median of repeated runs of one variant (by time; the limit row by GFLOP/s), with the range of rates."""
     key = "seconds" if "seconds" in found[0] else "gflops"
     ordered = sorted(found, key=lambda run: run[key])
-    result = dict(ordered[(len(ordered) - 1) // 2])
+    result = dict(ordered[len(ordered) // 2])  # with an even count, the slower of the middle two
     result["all_seconds"] = [run.get("seconds") for run in found]
     return result
 
@@ -192,6 +192,8 @@ def main() -> None:
                         help="run every variant this many times, rounds interleaved, and report the median")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     sentences = load_sentences(args.sentences, args.corpora)
     if args.variant:
         if args.variant == "pipeline":

@@ -195,6 +195,10 @@ class CorpusRunner:
                     f"{self.output_dir} holds a run with a different model or configuration "
                     f"(differs in: {', '.join(changed)}); choose another --output or delete that folder")
             return manifest
+        if (self.output_dir / "manifest.json").exists():
+            raise OutputConflict(f"{self.output_dir} was written by rustance 0.1 (manifest.json), whose "
+                                 "layout this version does not resume; finish it with that version or choose "
+                                 "another --output")
         if self.output_dir.exists() and any(self.output_dir.iterdir()):
             raise OutputConflict(f"{self.output_dir} exists, is not empty and has no {MANIFEST}; "
                                  "choose another --output")

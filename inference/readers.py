@@ -105,6 +105,7 @@ def _document(obj: dict, where: str, line: int, options: ReaderOptions) -> Docum
 
 
 def _jsonl(handle, where: str, options: ReaderOptions) -> Iterator[Document | Reject]:
+    _skip_bom(handle)
     for number, raw in enumerate(handle, start=1):
         if not raw.strip():
             continue
@@ -124,14 +125,43 @@ def _jsonl(handle, where: str, options: ReaderOptions) -> Iterator[Document | Re
         yield _document(obj, where, number, options)
 
 
-def is_json_array(path: str) -> bool:
-    """Whether the file's first non-blank byte opens a JSON array (else a .json file is read as JSON lines)."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def _skip_bom(handle) -> None:
+    """Step over a UTF-8 byte-order mark at the start of a binary stream (files and stdin both buffer)."""
+    if handle.peek(3)[:3] == _BOM:
+        handle.read(3)
+
+
+def _json_start(path: str) -> bytes:
+    """The first non-blank byte of a file (after a byte-order mark), or b"" for a blank file."""
     with open(path, "rb") as handle:
+        _skip_bom(handle)
         while block := handle.read(4096):
-            stripped = block.lstrip()
-            if stripped:
-                return stripped.startswith(b"[")
-    return False
+            if stripped := block.lstrip():
+                return stripped[:1]
+    return b""
+
+
+def is_json_array(path: str) -> bool:
+    """Whether the file holds a top-level JSON array."""
+    return _json_start(path) == b"["
+
+
+def _is_json_lines(path: str) -> bool:
+    """Whether a .json file that is not an array is JSON lines: its first non-blank line is a whole JSON value
+    (a pretty-printed object, such as Telegram Desktop's result.json, is not)."""
+    with open(path, "rb") as handle:
+        _skip_bom(handle)
+        for raw in handle:
+            if raw.strip():
+                try:
+                    json.loads(raw)
+                    return True
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return False
+    return True
 
 
 def _json_array(handle, where: str, options: ReaderOptions) -> Iterator[Document | Reject]:
@@ -139,21 +169,42 @@ def _json_array(handle, where: str, options: ReaderOptions) -> Iterator[Document
 
     An item's 1-based position in the array stands where other formats give a line number. A syntax error or
     invalid UTF-8 ends the file: everything after it goes to the rejects as one entry, since no parser can
-    tell where the next item starts.
+    tell where the next item starts. Anything but an array at the top is one reject that says what to do.
     """
     import ijson
 
-    number = 0
-    try:
-        for number, obj in enumerate(ijson.items(handle, "item", use_float=True), start=1):
-            if isinstance(obj, dict):
-                yield _document(obj, where, number, options)
-            else:
-                yield Reject(where, number, f"JSON array item is {type(obj).__name__}, not an object",
-                             _excerpt(json.dumps(obj, ensure_ascii=False, default=str)))
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        message = str(exc).splitlines()[0].removeprefix("b'").removeprefix('b"')
-        yield Reject(where, number + 1, f"malformed JSON array after item {number}, rest of file skipped: {message}")
+    _skip_bom(handle)
+    first = handle.peek(4096).lstrip()[:1]
+    if first != b"[":
+        what = {b"{": "a JSON object", b"": "empty"}.get(first, f"starts with {first.decode('latin-1')!r}")
+        yield Reject(where, 1, f"not a JSON array ({what}): rustance reads a JSON array of objects or JSON lines "
+                               "(--input-format jsonl); for an array inside an object, such as Telegram Desktop's "
+                               "result.json, extract it first: jq '.messages' result.json > messages.json")
+        return
+    start, number, backend = handle.tell() if handle.seekable() else 0, 0, "yajl2_c"
+    while True:
+        try:
+            items = ijson.get_backend(backend).items(handle, "item", use_float=True)
+            for index, obj in enumerate(items, start=1):
+                if index <= number:  # yielded before a restart
+                    continue
+                number = index
+                if isinstance(obj, dict):
+                    yield _document(obj, where, number, options)
+                else:
+                    yield Reject(where, number, f"JSON array item is {type(obj).__name__}, not an object",
+                                 _excerpt(json.dumps(obj, ensure_ascii=False, default=str)))
+            return
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            message = str(exc).splitlines()[0].removeprefix("b'").removeprefix('b"')
+            if "integer overflow" in message and backend == "yajl2_c" and handle.seekable():
+                # the C parser stops at integers of 2^63 and over; the pure-Python one reads them (more slowly)
+                handle.seek(start)
+                backend = "python"
+                continue
+            yield Reject(where, number + 1, f"malformed JSON array after item {number}, rest of file skipped: "
+                                            f"{message}")
+            return
 
 
 def _lines(handle, where: str, options: ReaderOptions) -> Iterator[Document | Reject]:
@@ -257,9 +308,9 @@ def read_documents(paths: list[str], options: ReaderOptions) -> Iterator[Documen
 
 
 def _file_format(path: str, options: ReaderOptions) -> str:
-    """The reader for a file: --input-format, else by suffix; a .json file not holding an array is JSON lines."""
+    """The reader for a file: --input-format, else by suffix; a .json file of JSON lines is read as such."""
     fmt = options.input_format or _SUFFIXES[Path(path).suffix.lower()]
-    if fmt == "json" and options.input_format is None and not is_json_array(path):
+    if fmt == "json" and options.input_format is None and not is_json_array(path) and _is_json_lines(path):
         return "jsonl"
     return fmt
 
@@ -298,15 +349,6 @@ def count_items(paths: list[str], options: ReaderOptions) -> int | None:
 
 
 def _count_array_items(path: str) -> int:
-    """Items of a JSON array file (up to a syntax error), for the progress bar."""
-    import ijson
-
-    count = 0
+    """Items that reading a .json file as an array yields (documents and rejects), for the progress bar."""
     with open(path, "rb") as handle:
-        try:
-            for prefix, event, _ in ijson.parse(handle):  # the array's direct children only
-                if prefix == "item" and event in ("start_map", "start_array", "string", "number", "boolean", "null"):
-                    count += 1
-        except (ijson.JSONError, UnicodeDecodeError):
-            pass
-    return count
+        return sum(1 for _ in _json_array(handle, path, ReaderOptions()))

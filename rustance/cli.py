@@ -262,7 +262,7 @@ def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_fo
                     id_column: str, output_format: str, batch_size: int, threads: int | None,
                     ray_address: str | None, num_actors: int) -> None:
     from rustance.inference.ray_engine import RayEngineError, RayOptions, run_ray
-    from rustance.inference.readers import _SUFFIXES
+    from rustance.inference.readers import ReaderOptions, _file_format
 
     if output is None:
         _fail("--engine ray writes to a folder: give --output")
@@ -270,7 +270,7 @@ def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_fo
         _fail(f"{model} is not a rustance model folder (no config.json)")
     if _is_targeted(model):
         _fail(f"{model} is a targeted-sentiment model; corpus inference needs a stance model")
-    formats = {input_format or _SUFFIXES.get(Path(p).suffix.lower()) for p in paths}
+    formats = {_file_format(p, ReaderOptions(input_format=input_format)) for p in paths}  # .json: array or lines
     if len(formats) != 1:
         _fail(f"--engine ray needs inputs of one format, got {', '.join(sorted(map(str, formats)))}")
     options = RayOptions(input_format=formats.pop(), text_column=text_column, id_column=id_column or None,

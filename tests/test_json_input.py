@@ -73,3 +73,62 @@ def test_ray_engine_refuses_a_json_array_with_a_clear_message(tmp_path):
     path.write_text('[{"text": "Первый."}]', encoding="utf-8")
     with pytest.raises(RayEngineError, match="holds a JSON array"):
         _read([str(path)], RayOptions(input_format="json"))
+
+
+def test_byte_order_mark_big_integers_and_counts_agree_with_reading(tmp_path):
+    path = tmp_path / "bom.json"
+    items = [{"id": 2**70, "text": "Первый."}, {"id": 2, "text": "Второй."}, 3]
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(items, ensure_ascii=False).encode())
+    found = _items(path)
+    assert [getattr(x, "doc_id", None) for x in found] == [str(2**70), "2", None]
+    assert count_items([str(path)], ReaderOptions()) == len(found) == 3
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"text": "a"}, {"text": "b"}, oops]', encoding="utf-8")
+    assert count_items([str(broken)], ReaderOptions()) == len(_items(broken)) == 3
+    lines = tmp_path / "bom.jsonl"
+    lines.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "x"}\n')
+    assert [d.doc_id for d in _items(lines)] == ["a"]
+
+
+def test_a_top_level_object_is_one_clear_reject(tmp_path):
+    export = {"name": "channel", "messages": [{"id": 1, "text": "Первый."}]}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(export, ensure_ascii=False, indent=1), encoding="utf-8")
+    for options in ({}, {"input_format": "json"}):
+        found = _items(path, **options)
+        assert len(found) == 1 and isinstance(found[0], Reject), options
+        assert found[0].reason.startswith("not a JSON array (a JSON object)") and "jq" in found[0].reason
+    assert count_items([str(path)], ReaderOptions()) == 1
+
+
+def test_resumed_json_array_run_equals_an_uninterrupted_one(tiny_model_dir, tmp_path):
+    path = tmp_path / "channel.json"
+    items = [{"id": i, "text": f"Москва и Вашингтон обсудили рейсы {i}. Переговоры продолжатся."} for i in range(6)]
+    items.insert(3, "not an object")
+    path.write_text(json.dumps(items, ensure_ascii=False, indent=2), encoding="utf-8")
+    whole = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output",
+                                str(tmp_path / "whole"), "--part-sentences", "2"])
+    assert whole.exit_code == 0, whole.output
+    resumed = tmp_path / "resumed"
+    first = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output", str(resumed),
+                                "--part-sentences", "2"])
+    assert first.exit_code == 0, first.output
+    manifest_path = resumed / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["parts"], manifest["complete"] = manifest["parts"][:2], False  # as if killed after two parts
+    manifest_path.write_text(json.dumps(manifest))
+    again = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output", str(resumed),
+                                "--part-sentences", "2"])
+    assert again.exit_code == 0, again.output
+    assert list(iter_rows(resumed)) == list(iter_rows(tmp_path / "whole"))
+    assert (resumed / "_rejects.jsonl").read_text() == (tmp_path / "whole" / "_rejects.jsonl").read_text()
+
+
+def test_output_folder_of_the_old_layout_is_refused_clearly(tiny_model_dir, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text("{}")
+    path = tmp_path / "in.json"
+    path.write_text('[{"text": "Первый."}]', encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output", str(old)])
+    assert result.exit_code != 0 and "manifest.json" in result.output and "0.1" in result.output
