@@ -46,6 +46,8 @@ class ReaderOptions:
     id_column: str | None = "id"
     input_format: str | None = None  # None: from the file suffix ("lines" for stdin)
     max_chars: int = 1_000_000  # longer documents are rejected, not split
+    json_items: str | None = None  # .json: the key (dots for nested keys) of the array inside a top-level object,
+    # e.g. "messages" for Telegram Desktop's result.json; None: the file is the array
 
 
 def resolve_inputs(inputs: list[str], input_format: str | None = None) -> list[str]:
@@ -86,8 +88,20 @@ def _excerpt(raw: str | bytes, limit: int = 200) -> str:
     return raw[:limit]
 
 
+def _joined_pieces(text: list) -> str | None:
+    """Rich text as a list of strings and ``{"text": ...}`` pieces (Telegram's export format), joined; else None."""
+    if all(isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text"), str)) for p in text):
+        return "".join(p if isinstance(p, str) else p["text"] for p in text)
+    return None
+
+
 def _document(obj: dict, where: str, line: int, options: ReaderOptions) -> Document | Reject:
     text = obj.get(options.text_column)
+    if isinstance(text, list):
+        text = _joined_pieces(text) if text else ""
+        if text is None:
+            return Reject(where, line, f"text field {options.text_column!r} is a list that is not rich-text pieces",
+                          _excerpt(json.dumps(obj.get(options.text_column), ensure_ascii=False)))
     if text is None:
         return Reject(where, line, f"missing text field {options.text_column!r}", _excerpt(json.dumps(obj, ensure_ascii=False)))
     if not isinstance(text, str):
@@ -175,16 +189,20 @@ def _json_array(handle, where: str, options: ReaderOptions) -> Iterator[Document
 
     _skip_bom(handle)
     first = handle.peek(4096).lstrip()[:1]
-    if first != b"[":
-        what = {b"{": "a JSON object", b"": "empty"}.get(first, f"starts with {first.decode('latin-1')!r}")
-        yield Reject(where, 1, f"not a JSON array ({what}): rustance reads a JSON array of objects or JSON lines "
-                               "(--input-format jsonl); for an array inside an object, such as Telegram Desktop's "
-                               "result.json, extract it first: jq '.messages' result.json > messages.json")
+    expected, prefix = (b"{", f"{options.json_items}.item") if options.json_items else (b"[", "item")
+    if first != expected:
+        what = {b"{": "a JSON object", b"[": "a JSON array", b"": "empty"}.get(first, f"starts with {first!r}")
+        if options.json_items:
+            yield Reject(where, 1, f"--json-items {options.json_items} needs a JSON object at the top, found {what}")
+        else:
+            yield Reject(where, 1, f"not a JSON array ({what}): rustance reads a JSON array of objects, JSON lines "
+                                   "(--input-format jsonl), or the array under a key of a JSON object (--json-items "
+                                   "KEY, e.g. --json-items messages for Telegram Desktop's result.json)")
         return
     start, number, backend = handle.tell() if handle.seekable() else 0, 0, "yajl2_c"
     while True:
         try:
-            items = ijson.get_backend(backend).items(handle, "item", use_float=True)
+            items = ijson.get_backend(backend).items(handle, prefix, use_float=True)
             for index, obj in enumerate(items, start=1):
                 if index <= number:  # yielded before a restart
                     continue
@@ -194,6 +212,8 @@ def _json_array(handle, where: str, options: ReaderOptions) -> Iterator[Document
                 else:
                     yield Reject(where, number, f"JSON array item is {type(obj).__name__}, not an object",
                                  _excerpt(json.dumps(obj, ensure_ascii=False, default=str)))
+            if options.json_items and not number:
+                yield Reject(where, 1, f"no array items under the key {options.json_items!r}")
             return
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             message = str(exc).splitlines()[0].removeprefix("b'").removeprefix('b"')
@@ -310,7 +330,8 @@ def read_documents(paths: list[str], options: ReaderOptions) -> Iterator[Documen
 def _file_format(path: str, options: ReaderOptions) -> str:
     """The reader for a file: --input-format, else by suffix; a .json file of JSON lines is read as such."""
     fmt = options.input_format or _SUFFIXES[Path(path).suffix.lower()]
-    if fmt == "json" and options.input_format is None and not is_json_array(path) and _is_json_lines(path):
+    if fmt == "json" and options.input_format is None and not options.json_items and not is_json_array(path) \
+            and _is_json_lines(path):
         return "jsonl"
     return fmt
 
@@ -334,7 +355,7 @@ def count_items(paths: list[str], options: ReaderOptions) -> int | None:
             return None
         fmt = _file_format(path, options)
         if fmt == "json":
-            total += _count_array_items(path)
+            total += _count_array_items(path, options)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -348,7 +369,7 @@ def count_items(paths: list[str], options: ReaderOptions) -> int | None:
     return total
 
 
-def _count_array_items(path: str) -> int:
+def _count_array_items(path: str, options: ReaderOptions) -> int:
     """Items that reading a .json file as an array yields (documents and rejects), for the progress bar."""
     with open(path, "rb") as handle:
-        return sum(1 for _ in _json_array(handle, path, ReaderOptions()))
+        return sum(1 for _ in _json_array(handle, path, options))

@@ -158,6 +158,9 @@ def predict(
     input_format: Annotated[Optional[str], typer.Option(
         help="jsonl, json (an array of objects), csv, tsv, parquet, txt (one document per file) or lines "
              "(one per line); default by suffix")] = None,
+    json_items: Annotated[Optional[str], typer.Option(
+        help="JSON input: the key of the array inside a top-level object, dots for nested keys "
+             "(e.g. messages for Telegram Desktop's result.json)")] = None,
     batch_size: Annotated[int, typer.Option(help="sentences per forward pass")] = 64,
     max_chars: Annotated[int, typer.Option(help="longer documents go to the rejects file")] = 1_000_000,
     part_sentences: Annotated[int, typer.Option(help="sentences per output part (memory grows with it)")] = 5_000,
@@ -189,14 +192,14 @@ def predict(
     if input_format is not None and input_format not in FORMATS:
         _fail(f"--input-format must be one of {', '.join(FORMATS)}, got {input_format!r}")
     options = ReaderOptions(text_column=text_column, id_column=id_column or None, input_format=input_format,
-                            max_chars=max_chars)
+                            max_chars=max_chars, json_items=json_items)
     try:
         paths = resolve_inputs(inputs or ["-"], input_format)
     except InputError as exc:
         _fail(str(exc))
     if engine == "ray":
-        _predict_on_ray(model, paths, output, input_format, text_column, id_column, output_format, batch_size,
-                        threads, ray_address, num_actors)
+        _predict_on_ray(model, paths, output, input_format, json_items, text_column, id_column, output_format,
+                        batch_size, threads, ray_address, num_actors)
         return
     _quiet_transformers()
     from rustance.inference.predictor import load
@@ -233,7 +236,8 @@ def predict(
     else:
         settings = {"inputs": [str(Path(p).resolve()) if p != "-" else "-" for p in paths],
                     "text_column": text_column, "id_column": id_column, "input_format": input_format,
-                    "max_chars": max_chars, "format": output_format, "part_sentences": part_sentences,
+                    "json_items": json_items, "max_chars": max_chars, "format": output_format,
+                    "part_sentences": part_sentences,
                     "precision": precision}
         from rustance.progress import progress
 
@@ -258,19 +262,22 @@ def _model_name(model: Path, settings: dict) -> str:
     return settings.get("base_model", "") + f" ({model.name})"
 
 
-def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_format: str | None, text_column: str,
-                    id_column: str, output_format: str, batch_size: int, threads: int | None,
-                    ray_address: str | None, num_actors: int) -> None:
+def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_format: str | None,
+                    json_items: str | None, text_column: str, id_column: str, output_format: str, batch_size: int,
+                    threads: int | None, ray_address: str | None, num_actors: int) -> None:
     from rustance.inference.ray_engine import RayEngineError, RayOptions, run_ray
     from rustance.inference.readers import ReaderOptions, _file_format
 
     if output is None:
         _fail("--engine ray writes to a folder: give --output")
+    if json_items:
+        _fail("--json-items is read by the local engine only; extract the array first (jq -c '.KEY[]' in.json)")
     if not (model / "config.json").is_file():
         _fail(f"{model} is not a rustance model folder (no config.json)")
     if _is_targeted(model):
         _fail(f"{model} is a targeted-sentiment model; corpus inference needs a stance model")
-    formats = {_file_format(p, ReaderOptions(input_format=input_format)) for p in paths}  # .json: array or lines
+    formats = {_file_format(p, ReaderOptions(input_format=input_format, json_items=json_items))
+               for p in paths}  # .json: array or lines
     if len(formats) != 1:
         _fail(f"--engine ray needs inputs of one format, got {', '.join(sorted(map(str, formats)))}")
     options = RayOptions(input_format=formats.pop(), text_column=text_column, id_column=id_column or None,

@@ -97,7 +97,7 @@ def test_a_top_level_object_is_one_clear_reject(tmp_path):
     for options in ({}, {"input_format": "json"}):
         found = _items(path, **options)
         assert len(found) == 1 and isinstance(found[0], Reject), options
-        assert found[0].reason.startswith("not a JSON array (a JSON object)") and "jq" in found[0].reason
+        assert found[0].reason.startswith("not a JSON array (a JSON object)") and "--json-items" in found[0].reason
     assert count_items([str(path)], ReaderOptions()) == 1
 
 
@@ -132,3 +132,25 @@ def test_output_folder_of_the_old_layout_is_refused_clearly(tiny_model_dir, tmp_
     path.write_text('[{"text": "Первый."}]', encoding="utf-8")
     result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output", str(old)])
     assert result.exit_code != 0 and "manifest.json" in result.output and "0.1" in result.output
+
+
+def test_telegram_desktop_export_with_json_items_and_rich_text(tiny_model_dir, tmp_path):
+    export = {"name": "channel", "type": "public_channel", "messages": [
+        {"id": 1, "type": "message", "text": ["Посольство ", {"type": "bold", "text": "России"}, " продолжит работу."]},
+        {"id": 2, "type": "service", "text": ""},
+        {"id": 3, "type": "message", "text": "Переговоры о рейсах продолжатся."},
+        {"id": 4, "type": "message", "text": [{"type": "custom_emoji"}]},
+    ]}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(export, ensure_ascii=False, indent=1), encoding="utf-8")
+    found = _items(path, json_items="messages")
+    assert [(type(x).__name__, x.line) for x in found] == [("Document", 1), ("Reject", 2), ("Document", 3),
+                                                          ("Reject", 4)]
+    assert found[0].text == "Посольство России продолжит работу."
+    assert found[3].reason.startswith("text field 'text' is a list that is not rich-text pieces")
+    assert count_items([str(path)], ReaderOptions(json_items="messages")) == 4
+    assert _items(path, json_items="chats")[0].reason == "no array items under the key 'chats'"
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--json-items", "messages",
+                                 "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted({r["doc_id"] for r in iter_rows(tmp_path / "out")}) == ["1", "3"]
