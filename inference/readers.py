@@ -98,10 +98,11 @@ def _joined_pieces(text: list) -> str | None:
 def _document(obj: dict, where: str, line: int, options: ReaderOptions) -> Document | Reject:
     text = obj.get(options.text_column)
     if isinstance(text, list):
-        text = _joined_pieces(text) if text else ""
-        if text is None:
+        joined = _joined_pieces(text)
+        if joined is None:
             return Reject(where, line, f"text field {options.text_column!r} is a list that is not rich-text pieces",
-                          _excerpt(json.dumps(obj.get(options.text_column), ensure_ascii=False)))
+                          _excerpt(json.dumps(text, ensure_ascii=False)))
+        text = joined
     if text is None:
         return Reject(where, line, f"missing text field {options.text_column!r}", _excerpt(json.dumps(obj, ensure_ascii=False)))
     if not isinstance(text, str):
@@ -148,19 +149,17 @@ def _skip_bom(handle) -> None:
         handle.read(3)
 
 
-def _json_start(path: str) -> bytes:
-    """The first non-blank byte of a file (after a byte-order mark), or b"" for a blank file."""
-    with open(path, "rb") as handle:
-        _skip_bom(handle)
-        while block := handle.read(4096):
-            if stripped := block.lstrip():
-                return stripped[:1]
-    return b""
+def _first_byte(handle) -> bytes:
+    """The first non-blank byte ahead in a binary stream, after a byte-order mark (stepped over), without
+    consuming it; b"" for a blank stream."""
+    _skip_bom(handle)
+    return handle.peek(4096).lstrip()[:1]
 
 
 def is_json_array(path: str) -> bool:
     """Whether the file holds a top-level JSON array."""
-    return _json_start(path) == b"["
+    with open(path, "rb") as handle:
+        return _first_byte(handle) == b"["
 
 
 def _is_json_lines(path: str) -> bool:
@@ -187,8 +186,7 @@ def _json_array(handle, where: str, options: ReaderOptions) -> Iterator[Document
     """
     import ijson
 
-    _skip_bom(handle)
-    first = handle.peek(4096).lstrip()[:1]
+    first = _first_byte(handle)
     expected, prefix = (b"{", f"{options.json_items}.item") if options.json_items else (b"[", "item")
     if first != expected:
         what = {b"{": "a JSON object", b"[": "a JSON array", b"": "empty"}.get(first, f"starts with {first!r}")
