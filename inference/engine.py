@@ -17,6 +17,7 @@ overwrites. Re-running the same command skips the input items already covered by
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 import ctypes
 import hashlib
 import json
@@ -38,7 +39,7 @@ MANIFEST = "_manifest.json"
 REJECTS = "_rejects.jsonl"
 
 
-class OutputConflict(RuntimeError):
+class OutputConflict(RustanceError, RuntimeError):
     """The output folder holds a run with another model or configuration."""
 
 

@@ -11,6 +11,7 @@ Ray is optional (``pip install rustance[ray]``) and imported only here.
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from rustance.inference.engine import document_sentences, label_rows, output_sch
 CRASH_ONCE_ENV = "RUSTANCE_TEST_CRASH_ONCE"  # test hook: path of a marker file; the first actor call dies
 
 
-class RayEngineError(RuntimeError):
+class RayEngineError(RustanceError, RuntimeError):
     """A Ray run that cannot start as asked."""
 
 

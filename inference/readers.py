@@ -6,6 +6,7 @@ deterministic order, so a run can be resumed by skipping the first N items.
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 import csv
 import io
 import json
@@ -20,7 +21,7 @@ _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "cs
              ".parquet": "parquet", ".pq": "parquet", ".txt": "txt"}
 
 
-class InputError(ValueError):
+class InputError(RustanceError, ValueError):
     """An input that cannot be read at all (missing, unreadable, unknown format)."""
 
 

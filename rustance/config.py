@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 import yaml
 
 
-class ConfigError(ValueError):
+class ConfigError(RustanceError, ValueError):
     """A configuration problem; the message names the offending field."""
 
 

@@ -14,6 +14,7 @@ Document ids:
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 import csv
 import hashlib
 import json
@@ -29,7 +30,7 @@ _SPACE_BEFORE = re.compile(r" ([,.:;!?)»%])")
 _SPACE_AFTER = re.compile(r"([(«]) ")
 
 
-class StandoffError(ValueError):
+class StandoffError(RustanceError, ValueError):
     """A stand-off reference that cannot be resolved to text."""
 
 

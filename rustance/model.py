@@ -11,6 +11,7 @@ the tokenizer, and ``model.safetensors``.
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig,
 from rustance.labels import SENTIMENTS, STANCES, Topic
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(RustanceError, RuntimeError):
     """An encoder or checkpoint that cannot be loaded as asked."""
 
 

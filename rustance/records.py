@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rustance.errors import RustanceError
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from rustance.corpora import StandoffError, previous_sentence, resolve_span
 from rustance.labels import SENTIMENTS, STANCES, Topic
 
 
-class DataError(ValueError):
+class DataError(RustanceError, ValueError):
     """One or more invalid records; the message names file and line of each."""
 
 
