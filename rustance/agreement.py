@@ -38,7 +38,20 @@ def agreement(pairs: list[tuple[dict, dict]], topic_ids: list[str]) -> dict:
         "sentiment_kappa": float(cohen_kappa_score(sent_a, sent_b, labels=list(SENTIMENTS))),
         "sentiment_agreement": share(sent_a, sent_b),
         "sentiment_confusion": confusion_matrix(sent_a, sent_b, labels=list(SENTIMENTS)).tolist(),
+        **_context_agreement(pairs),
     }
+
+
+def _context_agreement(pairs: list[tuple[dict, dict]]) -> dict:
+    """Agreement on ``context_needed`` over the sentences both passes gave a topic (rounds 5+ only)."""
+    both = [(bool(a.get("context_needed")), bool(b.get("context_needed"))) for a, b in pairs
+            if "context_needed" in a and "context_needed" in b and a["topics"] and b["topics"]]
+    if not both:
+        return {}
+    a, b = zip(*both)
+    kappa = cohen_kappa_score(a, b, labels=[False, True]) if len(set(a) | set(b)) > 1 else 1.0
+    return {"context_needed_kappa": float(kappa), "context_needed_agreement": sum(x == y for x, y in both) / len(both),
+            "context_needed_items": len(both)}
 
 
 def agreement_markdown(result: dict) -> str:
@@ -51,6 +64,11 @@ def agreement_markdown(result: dict) -> str:
         f"{100 * result['stance_agreement']:.1f} % | {result['stance_pairs']} |",
         f"| sentiment | {result['sentiment_kappa']:.3f} | {100 * result['sentiment_agreement']:.1f} % | "
         f"{result['sentences']} |",
+    ]
+    if "context_needed_kappa" in result:
+        lines.append(f"| context needed (sentences both passes gave a topic) | {result['context_needed_kappa']:.3f} | "
+                     f"{100 * result['context_needed_agreement']:.1f} % | {result['context_needed_items']} |")
+    lines += [
         "", "Stance confusion (rows first pass, columns second pass):", "",
         "| | " + " | ".join(STANCES) + " |", "| --- |" + " --- |" * len(STANCES),
     ]

@@ -331,7 +331,7 @@ def data_check(
     markdown: Annotated[bool, typer.Option(help="print the counts as a Markdown table")] = False,
 ) -> None:
     """Validate every split (schema, labels, spans, leaks between splits) and print counts."""
-    from rustance.datacheck import SPLITS, check_splits, count_table
+    from rustance.datacheck import SPLITS, check_splits, count_table, target_rows
     from rustance.labels import load_topics
 
     topic_set = load_topics(topics)
@@ -349,20 +349,30 @@ def data_check(
         for row in rows:
             table.add_row(*row)
         Console().print(table)
+    targets = target_rows(rows)
+    print(f"\nData targets (issue 15): {sum(t[3] == 'yes' for t in targets)} of {len(targets)} met\n")
+    print("| target | have | want | met |\n|---|---|---|---|")
+    for row in targets:
+        print("| " + " | ".join(row) + " |")
     agreement_file = data_dir / "agreement.jsonl"
     if agreement_file.is_file():
         from rustance.agreement import agreement, agreement_markdown
 
         items = [json.loads(line) for line in agreement_file.read_text(encoding="utf-8").splitlines()]
-        pairs = [(item["first"], item["second"]) for item in items]
         known = {r.id for records in report.records.values() for r in records}
         report.problems += [f"{agreement_file}: id {item['id']!r} is in no split" for item in items
                             if item["id"] not in known]
         real = sum(r.origin == "corpus" for records in report.records.values() for r in records)
-        distinct = len({item["id"] for item in items})
-        print(f"\nDouble annotation: {len(pairs)} sentences labelled twice independently, {distinct} distinct "
-              f"records ({100 * distinct / max(real, 1):.1f} % of {real} real-sentence records), from {agreement_file}\n")
-        print(agreement_markdown(agreement(pairs, [t.id for t in topic_set])))
+        groups: dict[str, list[dict]] = {}
+        for item in items:  # items without a round are from rounds 1-4
+            groups.setdefault(item.get("round", "rounds 1-4"), []).append(item)
+        for group, members in groups.items():
+            pairs = [(item["first"], item["second"]) for item in members]
+            distinct = len({item["id"] for item in members})
+            print(f"\nDouble annotation, {group}: {len(pairs)} sentences labelled twice independently, {distinct} "
+                  f"distinct records ({100 * distinct / max(real, 1):.1f} % of all {real} real-sentence records), "
+                  f"from {agreement_file}\n")
+            print(agreement_markdown(agreement(pairs, [t.id for t in topic_set])))
     if report.problems:
         for problem in report.problems:
             typer.secho(problem, fg=typer.colors.RED, err=True)

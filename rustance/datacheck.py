@@ -62,16 +62,45 @@ def count_table(report: DataReport, topics: tuple[Topic, ...]) -> list[list[str]
             c[f"origin: {r.origin}"] += 1
             c[f"corpus: {r.source['corpus'] if r.source else 'none (written)'}"] += 1
             c["no topic"] += not r.topics
+            c["context needed (records)"] += r.context_needed
             for topic, stance in r.topics.items():
                 c[f"topic: {topic}"] += 1
                 c[f"stance: {stance}"] += 1
+                if r.origin == "corpus":
+                    c["real-sentence pairs"] += 1
+                    c[f"real stance: {stance}"] += 1
+                    c["context slice (pairs)"] += r.context_needed
             c[f"sentiment: {r.sentiment}"] += 1
         stats[split] = c
     from rustance.corpora import CORPORA
 
     keys = (["records", "origin: corpus", "origin: written", *[f"corpus: {c}" for c in CORPORA], "no topic"] + [f"topic: {t.id}" for t in topics]
-            + [f"stance: {s}" for s in STANCES] + [f"sentiment: {s}" for s in SENTIMENTS])
+            + [f"stance: {s}" for s in STANCES] + ["real-sentence pairs"] + [f"real stance: {s}" for s in STANCES]
+            + ["context needed (records)", "context slice (pairs)"] + [f"sentiment: {s}" for s in SENTIMENTS])
     for key in keys:
         values = [stats[s][key] for s in report.records]
         rows.append([key, *map(str, values), str(sum(values))])
     return rows
+
+
+# The data targets of issue 15 (five times the round 1-4 stance data); `rustance data check` shows progress.
+TARGETS = {
+    "train: real-sentence (sentence, topic) pairs": ("train", "real-sentence pairs", 6000),
+    **{f"train: real pairs with stance {s}": ("train", f"real stance: {s}", 800) for s in STANCES},
+    **{f"test: real pairs with stance {s}": ("test", f"real stance: {s}", 120) for s in STANCES},
+    "test: context-slice pairs": ("test", "context slice (pairs)", 100),
+}
+
+
+def target_rows(rows: list[list[str]]) -> list[list[str]]:
+    """Rows ``[target, have, want, met]`` for the data targets, plus the share of no-topic records."""
+    splits = list(SPLITS)
+    table = {row[0]: row[1:] for row in rows}
+    out = []
+    for name, (split, key, want) in TARGETS.items():
+        have = int(table.get(key, ["0"] * 4)[splits.index(split)])
+        out.append([name, str(have), f">= {want}", "yes" if have >= want else "no"])
+    total, none = int(table["records"][-1]), int(table["no topic"][-1])
+    share = 100 * none / max(total, 1)
+    out.append(["all: records with no topic (negatives)", f"{share:.1f} %", ">= 25 %", "yes" if share >= 25 else "no"])
+    return out

@@ -26,6 +26,7 @@ class Record:
     context: str = ""
     origin: str = "corpus"
     source: dict | None = field(default=None, repr=False)
+    context_needed: bool = False  # a topic of the sentence is named only in its previous sentence
 
 
 def _check(obj: object, topic_ids: set[str]) -> str | None:
@@ -51,6 +52,11 @@ def _check(obj: object, topic_ids: set[str]) -> str | None:
         return f"'sentiment' must be one of {', '.join(SENTIMENTS)}, got {obj.get('sentiment')!r}"
     if "context" in obj and not isinstance(obj["context"], str):
         return "'context' must be a string"
+    if "context_needed" in obj:
+        if not isinstance(obj["context_needed"], bool):
+            return "'context_needed' must be true or false"
+        if obj["context_needed"] and not topics:
+            return "'context_needed' is true but the record has no topic"
     return None
 
 
@@ -103,6 +109,7 @@ def load_records(
                     context=obj.get("context", ""),
                     origin=obj.get("origin", "corpus"),
                     source=obj.get("source"),
+                    context_needed=obj.get("context_needed", False),
                 )
             )
     if errors:

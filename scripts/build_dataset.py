@@ -1,7 +1,19 @@
-"""Merge read-and-labelled candidates into data/stance/{train,dev,test}.jsonl (stand-off).
+"""Add read-and-labelled candidates to data/stance/{train,dev,test}.jsonl (stand-off), and record agreement.
 
-Splits are assigned per source document (a stable hash of corpus + doc id), so sentences
-of one article never straddle splits. Project-written records go to train/dev only.
+Rounds 1-4 are already in the split files (their work folders are not kept); this script keeps every record
+there and adds later rounds. Splits are assigned per source document (a stable hash of corpus + doc id, the
+same function as for rounds 1-4), so sentences of one article never straddle splits; project-written records
+went to train/dev only.
+
+    python scripts/build_dataset.py --round work/candidates5:work/labels5 \
+        --second work/second5 --adjudicated work/adjudicated5.jsonl --relabel work/relabel1.jsonl
+
+* ``--round CANDIDATES:LABELS``: label files ``batchNN.jsonl`` matched to their candidates by ``cid``.
+* ``--second DIR``: an independent second pass over some candidates (``*.jsonl``, by ``cid``); the pairs go to
+  ``agreement.jsonl`` (ids only, with ``"round"``) so ``rustance data check`` reports kappa per field.
+* ``--adjudicated FILE``: final labels for items the passes disagreed on (override the first pass).
+* ``--relabel FILE``: new labels for existing records by record ``id`` (round-1 records read again under the
+  later rules 13-21); each changed record gets ``"relabelled": "rules 13-21"``.
 """
 
 from __future__ import annotations
@@ -12,8 +24,8 @@ import json
 import re
 from pathlib import Path
 
-
 QUOTED = re.compile(r"[А-Яа-яЁё][А-Яа-яЁё\-]*(?:[ ,]+[А-Яа-яЁё][А-Яа-яЁё\-]*)+")
+LABEL_KEYS = ("topics", "sentiment", "context_needed")
 
 
 def split_of(key: str, dev: float, test: float) -> str:
@@ -21,67 +33,94 @@ def split_of(key: str, dev: float, test: float) -> str:
     return "test" if bucket < test else "dev" if bucket < test + dev else "train"
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def clean_note(note: str) -> str:
+    # annotators sometimes quoted a few words of the sentence: keep no corpus text in the repo
+    return QUOTED.sub("«…»", note)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--round", dest="rounds", nargs="*",
-                        default=["work/candidates:work/labels", "work/candidates2:work/labels2", "work/candidates3:work/labels3", "work/candidates4:work/labels4"],
-                        help="CANDIDATES_DIR:LABELS_DIR pairs, one per annotation round")
-    parser.add_argument("--written", type=Path, nargs="*", default=[Path("work/written/written.jsonl")])
-    parser.add_argument("--adjudicated", type=Path, nargs="*", default=[Path("work/agree/adjudicated.jsonl")],
-                        help="final labels for items the two passes disagreed on (override the first pass)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--round", dest="rounds", nargs="*", default=[], help="CANDIDATES_DIR:LABELS_DIR pairs")
+    parser.add_argument("--second", type=Path, nargs="*", default=[], help="folders of second-pass label files")
+    parser.add_argument("--adjudicated", type=Path, nargs="*", default=[])
+    parser.add_argument("--relabel", type=Path, nargs="*", default=[])
+    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
     parser.add_argument("--out", type=Path, default=Path("data/stance"))
     args = parser.parse_args()
-    splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
-    seen_texts: set[str] = set()  # the same sentence re-published in another document is kept once
-    overrides = {}
-    for path in args.adjudicated:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            item = json.loads(line)
-            overrides[item["cid"]] = item
-    label_files = []
+    from rustance.corpora import resolve_span
+
+    splits = {name: read_jsonl(args.out / f"{name}.jsonl") for name in ("train", "dev", "test")}
+    relabel = {item["id"]: item for path in args.relabel for item in read_jsonl(path)}
+    seen_texts = set()
+    for records in splits.values():
+        for rec in records:
+            if rec["id"] in relabel:
+                new = relabel[rec["id"]]
+                if (new["topics"], new["sentiment"]) != (rec["topics"], rec["sentiment"]):
+                    rec["relabelled"] = "rules 13-21"
+                rec["topics"], rec["sentiment"] = new["topics"], new["sentiment"]
+                if new.get("context_needed"):
+                    rec["context_needed"] = True
+                if new.get("note"):
+                    rec["note"] = clean_note(new["note"])
+            text = rec.get("text") or resolve_span(rec["source"], args.corpora)
+            seen_texts.add(" ".join(text.lower().split()))
+    overrides = {item["cid"]: item for path in args.adjudicated for item in read_jsonl(path)}
+    second = {item["cid"]: item for folder in args.second for path in sorted(folder.glob("*.jsonl"))
+              for item in read_jsonl(path)}
+    agreement_new, added = [], 0
     for pair in args.rounds:
         candidate_dir, label_dir = map(Path, pair.split(":"))
-        label_files += [(candidate_dir, f) for f in sorted(label_dir.glob("batch*.jsonl"))]
-    for candidate_dir, label_file in label_files:
-        candidates = {}
-        for line in (candidate_dir / label_file.name).read_text(encoding="utf-8").splitlines():
-            c = json.loads(line)
-            candidates[c["cid"]] = c
-        for line in label_file.read_text(encoding="utf-8").splitlines():
-            lab = json.loads(line)
-            lab = {**lab, **overrides.get(lab["cid"], {})}
-            cand = candidates[lab["cid"]]
-            key = " ".join(cand["text"].lower().split())
-            if key in seen_texts:
-                continue
-            seen_texts.add(key)
-            src = cand["source"]
-            record = {
-                "id": f"{src['corpus']}:{src['doc']}:{src['start']}",
-                "source": src,
-                "topics": lab["topics"],
-                "sentiment": lab["sentiment"],
-                "origin": "corpus",
-                "pick": cand["pick"],
-            }
-            if lab.get("note"):
-                # annotators sometimes quoted a few words of the sentence: keep no corpus text in the repo
-                record["note"] = QUOTED.sub("«…»", lab["note"])
-            if lab.get("adjudicated"):
-                record["adjudicated"] = lab["adjudicated"]
-            splits[split_of(f"{src['corpus']}:{src['doc']}", 0.15, 0.15)].append(record)
-    for path in args.written:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            rec = json.loads(line)
-            rec["origin"] = "written"
-            splits["dev" if split_of(rec["id"], 0.2, 0.0) == "dev" else "train"].append(rec)
-    args.out.mkdir(parents=True, exist_ok=True)
+        round_name = re.sub(r"\D", "", candidate_dir.name) or candidate_dir.name
+        for label_file in sorted(label_dir.glob("batch*.jsonl")):
+            candidates = {c["cid"]: c for c in read_jsonl(candidate_dir / label_file.name)}
+            for first in read_jsonl(label_file):
+                cand = candidates[first["cid"]]
+                final = {**first, **{k: v for k, v in overrides.get(first["cid"], {}).items() if k != "cid"}}
+                key = " ".join(cand["text"].lower().split())
+                if key in seen_texts:
+                    continue
+                seen_texts.add(key)
+                src = cand["source"]
+                record = {
+                    "id": f"{src['corpus']}:{src['doc']}:{src['start']}",
+                    "source": src,
+                    "topics": final["topics"],
+                    "sentiment": final["sentiment"],
+                    "origin": "corpus",
+                    "pick": cand["pick"],
+                    "round": int(round_name) if round_name.isdigit() else round_name,
+                }
+                if final.get("context_needed") and final["topics"]:
+                    record["context_needed"] = True
+                if final.get("note"):
+                    record["note"] = clean_note(final["note"])
+                if first["cid"] in overrides:
+                    record["adjudicated"] = overrides[first["cid"]].get("adjudicated", "second pass disagreed")
+                splits[split_of(f"{src['corpus']}:{src['doc']}", 0.15, 0.15)].append(record)
+                added += 1
+                if first["cid"] in second:
+                    other = second[first["cid"]]
+                    agreement_new.append({"id": record["id"], "round": "rounds 5+",
+                                          "first": {k: first[k] for k in LABEL_KEYS if k in first},
+                                          "second": {k: other[k] for k in LABEL_KEYS if k in other}})
     for name, records in splits.items():
         records.sort(key=lambda r: r["id"])
         with open(args.out / f"{name}.jsonl", "w", encoding="utf-8") as handle:
             for rec in records:
                 handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
         print(f"{name}: {len(records)}")
+    if agreement_new:
+        path = args.out / "agreement.jsonl"
+        old = [item for item in read_jsonl(path) if item.get("round") != "rounds 5+"] if path.exists() else []
+        with open(path, "w", encoding="utf-8") as handle:
+            for item in old + agreement_new:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    print(f"added {added} records; {len(agreement_new)} double-annotated pairs; {len(relabel)} relabelled inputs")
 
 
 if __name__ == "__main__":

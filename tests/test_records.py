@@ -28,6 +28,10 @@ def test_valid_file_loads(tmp_path):
         ('{"id": "x", "text": "a", "topics": {}, "sentiment": "meh"}', "'sentiment' must be one of"),
         ('{"id": "x", "text": "a", "topics": [], "sentiment": "neutral"}', "'topics' must be an object"),
         ('{"text": "a", "topics": {}, "sentiment": "neutral"}', "missing or empty 'id'"),
+        ('{"id": "x", "text": "a", "topics": {"flights": "neutral"}, "sentiment": "neutral", "context_needed": "yes"}',
+         "'context_needed' must be true or false"),
+        ('{"id": "x", "text": "a", "topics": {}, "sentiment": "neutral", "context_needed": true}',
+         "'context_needed' is true but the record has no topic"),
     ],
 )
 def test_bad_record_reports_file_and_line(tmp_path, line, reason):
@@ -107,3 +111,11 @@ def test_custom_topic_file(tmp_path):
     topic_file.write_text("- id: a\n- id: a\n")
     with pytest.raises(ValueError, match="appears twice"):
         load_topics(topic_file)
+
+
+def test_context_needed_is_read(tmp_path):
+    rows = toy_records()[:2]
+    rows[0]["topics"] = {"flights": "critical"}
+    rows[0]["context_needed"] = True
+    records = load_records(write_jsonl(tmp_path / "ctx.jsonl", rows), TOPICS)
+    assert [r.context_needed for r in records] == [True, False]
