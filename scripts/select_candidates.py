@@ -37,6 +37,13 @@ from rustance.text import split_sentences
 
 PATTERNS = {t: re.compile(p, re.IGNORECASE if t != "strategic_stability" else 0) for t, p in TOPIC_PATTERNS.items()}
 RARE_CUES = re.compile(STANCE_CUES["conditional"] + "|" + STANCE_CUES["conciliatory"], re.IGNORECASE)
+# Wider nets for the rare stances (selection only): linkage, warnings and retaliation; openness and hopes.
+WIDE_CUES = re.compile(
+    r"\bответ\w*|асимметричн|пока не\b|до тех пор|только если|в обмен|взамен|увязыва|предупреди|пригрози"
+    r"|последстви|не останется без|вынужден|в противном случае|услови|требова|ультиматум|не исключа"
+    r"|открыт\w* (к|для)|призв\w* к|надеж|надея|рассчитыва|заинтересован|наладить|налажива|улучшить|потеплени"
+    r"|перезагруз|восстанов|продолж\w* (диалог|сотруднич|переговор)|договорил|совместн|партн[её]р|шаг\w* навстречу",
+    re.IGNORECASE)
 # A sentence that points back to an issue named before it.
 ANAPHORA = re.compile(
     r"\b(эт\w{0,3}|так\w{0,3}|данн\w{0,3}|подобн\w{0,3}|указанн\w{0,3}|упомянут\w{0,3}|тех|те)\s+"
@@ -201,9 +208,10 @@ def main() -> None:
     ctx_pool = [i for _, _, i in sorted(ctx_pool)]
     for i in ctx_pool[:args.context]:
         chosen[i] = "context"
-    # 4. keyword hits not taken, 5. random non-matching
+    # 4. keyword hits not taken (those with a wider rare-stance cue first), 5. random non-matching
     kw_pool = [i for i in alive if i not in chosen and hits[i]]
     rng.shuffle(kw_pool)
+    kw_pool.sort(key=lambda i: not WIDE_CUES.search(pool[i]["text"]))
     for i in kw_pool[:args.keyword]:
         chosen[i] = "keyword"
     rnd_pool = [i for i in alive if i not in chosen and not hits[i]]
