@@ -45,7 +45,7 @@ def span_digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
-def _detokenize(line: str) -> str:
+def detokenize(line: str) -> str:
     return _SPACE_AFTER.sub(r"\1", _SPACE_BEFORE.sub(r"\1", line))
 
 
@@ -86,7 +86,7 @@ def _iter_ruattitudes(path: Path) -> Iterator[tuple[str, str]]:
             if raw.startswith("TextID: "):
                 doc_id, lines = raw.split(":", 1)[1].strip(), []
             elif raw.startswith(("Title: ", "Text: ")):
-                lines.append(_detokenize(raw.split(": ", 1)[1].rstrip("\n")))
+                lines.append(detokenize(raw.split(": ", 1)[1].rstrip("\n")))
             elif raw.startswith("-----") and doc_id is not None:
                 yield doc_id, "\n".join(lines)
                 doc_id = None

@@ -53,7 +53,10 @@ def main() -> None:
     args = parser.parse_args()
     from rustance.corpora import resolve_span
 
-    splits = {name: read_jsonl(args.out / f"{name}.jsonl") for name in ("train", "dev", "test")}
+    rounds = {int(re.sub(r"\D", "", Path(pair.split(":")[0]).name) or -1) for pair in args.rounds}
+    # records of the rounds given are rebuilt from their work folders (rerunning the script is idempotent)
+    splits = {name: [r for r in read_jsonl(args.out / f"{name}.jsonl") if r.get("round") not in rounds]
+              for name in ("train", "dev", "test")}
     relabel = {item["id"]: item for path in args.relabel for item in read_jsonl(path)}
     seen_texts = set()
     for records in splits.values():

@@ -110,6 +110,24 @@ def telegram_news_docs(corpora: Path, categories=("political", "business", "fina
     return docs
 
 
+def ruattitudes_positive(corpora: Path) -> set[str]:
+    """Sentences (normalised text) to which RuAttitudes' distant supervision gives a positive entity-to-entity
+    attitude: silver hints of rapprochement, used only to find candidates for the rare conciliatory stance."""
+    from rustance.corpora import detokenize
+
+    found, attitudes = set(), []
+    for line in open(corpora / "ruattitudes" / "collection.txt", encoding="utf-8"):
+        if line.startswith("Attitude:"):
+            attitudes.append(re.search(r"b:\((-?\d)\)", line).group(1))
+        elif line.startswith(("Text:", "Title:")):
+            if "1" in attitudes:
+                found.add(" ".join(detokenize(line.split(":", 1)[1].strip()).split()).lower())
+            attitudes = []
+        elif line.startswith("-----"):
+            attitudes = []
+    return found
+
+
 def read_sources(paths: list[Path]) -> tuple[set, set]:
     keys, texts = set(), set()
     for path in paths:
@@ -136,6 +154,8 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=250)
     parser.add_argument("--keyword", type=int, default=300)
     parser.add_argument("--random", type=int, default=300)
+    parser.add_argument("--attitude", type=int, default=0,
+                        help="RuAttitudes sentences with a positive (silver) attitude, cue/keyword hits first")
     parser.add_argument("--batch-size", type=int, default=250, help="candidates per annotation batch")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--prefix", default="r5")
@@ -195,6 +215,14 @@ def main() -> None:
     rng.shuffle(cue_pool)
     for i in cue_pool[:args.cue]:
         chosen[i] = "cue"
+    # 2b. RuAttitudes sentences with a positive silver attitude (rapprochement is rare in the other routes)
+    if args.attitude:
+        positive = ruattitudes_positive(args.corpora)
+        att_pool = [i for i in alive if i not in chosen and " ".join(pool[i]["text"].split()).lower() in positive]
+        rng.shuffle(att_pool)
+        att_pool.sort(key=lambda i: (not hits[i], not WIDE_CUES.search(pool[i]["text"])))
+        for i in att_pool[:args.attitude]:
+            chosen[i] = "attitude"
     # 3. context: anaphora, topic in the previous sentence, none in the sentence itself
     index_of = {(p["source"]["corpus"], p["source"]["doc"], p["source"]["end"]): i for i, p in enumerate(pool)}
     ctx_pool = []
