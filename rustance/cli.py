@@ -362,16 +362,17 @@ def data_check(
         known = {r.id for records in report.records.values() for r in records}
         report.problems += [f"{agreement_file}: id {item['id']!r} is in no split" for item in items
                             if item["id"] not in known]
-        real = sum(r.origin == "corpus" for records in report.records.values() for r in records)
+        real_rounds = [r.round for records in report.records.values() for r in records if r.origin == "corpus"]
         groups: dict[str, list[dict]] = {}
         for item in items:  # items without a round are from rounds 1-4
             groups.setdefault(item.get("round", "rounds 1-4"), []).append(item)
         for group, members in groups.items():
             pairs = [(item["first"], item["second"]) for item in members]
             distinct = len({item["id"] for item in members})
+            real = sum((n is None) == (group == "rounds 1-4") for n in real_rounds)
             print(f"\nDouble annotation, {group}: {len(pairs)} sentences labelled twice independently, {distinct} "
-                  f"distinct records ({100 * distinct / max(real, 1):.1f} % of all {real} real-sentence records), "
-                  f"from {agreement_file}\n")
+                  f"distinct records ({100 * distinct / max(real, 1):.1f} % of the {real} real-sentence records of "
+                  f"{group}), from {agreement_file}\n")
             print(agreement_markdown(agreement(pairs, [t.id for t in topic_set])))
     if report.problems:
         for problem in report.problems:

@@ -27,6 +27,7 @@ class Record:
     origin: str = "corpus"
     source: dict | None = field(default=None, repr=False)
     context_needed: bool = False  # a topic of the sentence is named only in its previous sentence
+    round: int | None = None  # annotation round (5 and later; rounds 1-4 carry none)
 
 
 def _check(obj: object, topic_ids: set[str]) -> str | None:
@@ -110,6 +111,7 @@ def load_records(
                     origin=obj.get("origin", "corpus"),
                     source=obj.get("source"),
                     context_needed=obj.get("context_needed", False),
+                    round=obj.get("round"),
                 )
             )
     if errors:
