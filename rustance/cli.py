@@ -292,6 +292,26 @@ def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_fo
                   f"output in {output}/rows", highlight=False)
 
 
+@app.command()
+def summarize(
+    folders: Annotated[list[Path], typer.Argument(help="output folder(s) of `rustance predict --output`")],
+    by: Annotated[list[str], typer.Option(help="day, week, month or quarter, and/or a kept column such as "
+                                               "channel (repeatable)")] = [],
+    out: Annotated[Path, typer.Option(help="folder for summary/volume .parquet and .csv")] = Path("summary"),
+    date_column: Annotated[str, typer.Option(help="kept column holding the date")] = "date",
+    threads: Annotated[Optional[int], typer.Option(help="DuckDB threads (default: all cores)")] = None,
+) -> None:
+    """Stance shares (with 95 % Wilson intervals), sentiment and confidence per period, group and topic."""
+    from rustance.errors import RustanceError
+    from rustance.summarize import summarize as write_summary
+
+    try:
+        summary = write_summary(folders, by, out, date_column=date_column, threads=threads)
+    except RustanceError as exc:
+        _fail(str(exc))
+    console.print(summary.describe(), highlight=False)
+
+
 @app.command("export-onnx")
 def export_onnx(
     model: Annotated[Path, typer.Option(help="trained model folder")],

@@ -104,3 +104,50 @@ def tiny_pooled_model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_predict_output(folder: Path, rows: list[dict], kept: dict | None = None, version: str | None = None,
+                         model: str = "toy-model (toy)", part_rows: int = 4, weights: str = "0" * 16) -> Path:
+    """A predict output folder in the engine's layout (Parquet parts + _manifest.json) holding ``rows``.
+
+    ``rows`` are output rows whose unset fields get defaults; ``kept`` maps extra columns (as predict
+    --keep-column writes them) to an Arrow type.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rustance import __version__
+    from rustance.inference.engine import MANIFEST, output_schema
+
+    version = version or __version__
+    schema = output_schema()
+    for name, kind in (kept or {}).items():
+        schema = schema.append(pa.field(name, kind))
+    folder.mkdir(parents=True)
+    parts = []
+    for number, begin in enumerate(range(0, len(rows), part_rows)):
+        chunk = []
+        for i, row in enumerate(rows[begin : begin + part_rows], start=begin):
+            full = {"doc_id": f"d{i}", "sentence_index": 0, "start": 0, "end": 1, "sentence": f"Предложение {i}.",
+                    "topics": [], "sentiment": "neutral", "sentiment_negative": 0.2, "sentiment_neutral": 0.6,
+                    "sentiment_positive": 0.2, "truncated": False, "model": model, "rustance_version": version}
+            full.update(row)
+            chunk.append(full)
+        name = f"part-{number:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(chunk, schema=schema), folder / name)
+        (folder / f"_part-{number:05d}.rejects.jsonl").write_text("", encoding="utf-8")
+        parts.append({"name": name, "rejects": f"_part-{number:05d}.rejects.jsonl", "items": [begin, begin + len(chunk)],
+                      "rows": len(chunk), "documents": len(chunk), "rejected": 0})
+    manifest = {"fingerprint": {"model": "/models/toy", "weights_sha256": weights}, "rustance": version,
+                "parts": parts, "complete": True}
+    (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def topic(name: str, stance: str, probability: float = 0.9, confidence: float = 0.7) -> dict:
+    """One entry of a row's ``topics``: the chosen stance gets ``confidence``, the others share the rest."""
+    from rustance.labels import STANCES
+
+    rest = round((1 - confidence) / 3, 4)
+    return {"topic": name, "stance": stance, "probability": probability,
+            **{s: confidence if s == stance else rest for s in STANCES}}
