@@ -1,0 +1,77 @@
+"""Explanations by word occlusion: the right words on a known function, real-model weights, output layout."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import rustance.explain as explain
+from conftest import TOY
+from rustance import load
+from rustance.explain import add_explanations, explain_predictions, explained_schema, occlusion, without, words_of
+from rustance.inference.engine import document_sentences, label_rows, output_schema
+
+
+def cue_stance(texts, contexts):
+    """Topic 0's 'critical' (stance 1) probability rises with «осудил» (+0.6) and «недопустимо» (+0.1);
+    «мир» lowers it (-0.1); the context «резко» adds 0.05 whatever the sentence."""
+    out = np.full((len(texts), 2, 4), 0.25)
+    for i, (text, context) in enumerate(zip(texts, contexts)):
+        words = set(text.lower().replace(",", " ").replace(".", " ").split())
+        out[i, 0, 1] = 0.1 + 0.6 * ("осудил" in words) + 0.1 * ("недопустимо" in words) - 0.1 * ("мир" in words) \
+            + 0.05 * ("резко" in context)
+    return out
+
+
+def test_occlusion_finds_the_words_that_raised_the_stance(monkeypatch):
+    monkeypatch.setattr(explain, "CHUNK", 3)  # variants go through the function in several calls
+    texts = ["МИД осудил запрет, это недопустимо и мир далёк.", "Погода тёплая.", "Осудил."]
+    result = occlusion(texts, [[(0, 1)], [], [(0, 1), (1, 1)]], cue_stance, contexts=["резко", "", ""])
+    words = [[(w.word, round(w.weight, 6)) for w in found] for found in result[0]]
+    assert words == [[("осудил", 0.6), ("недопустимо", 0.1)]]  # «мир» lowered it: not listed; the others: 0
+    assert result[1] == []
+    assert [(w.word, round(w.weight, 6)) for w in result[2][0]] == [("Осудил", 0.6)] and result[2][1] == []
+    first = result[0][0][0]
+    assert texts[0][first.start : first.end] == "осудил"
+
+
+def test_words_and_deletion():
+    text = "Москва, однако, готова — к диалогу."
+    assert [w for _, _, w in words_of(text)] == ["Москва", "однако", "готова", "к", "диалогу"]
+    spans = [(s, e) for s, e, w in words_of(text) if w in ("однако", "к")]
+    assert without(text, spans) == "Москва, , готова — диалогу."
+    with pytest.raises(ValueError):
+        occlusion(["a"], [], cue_stance)
+
+
+def test_real_model_weights_are_probability_drops(tiny_model_dir):
+    classifier = load(tiny_model_dir)
+    sentences = document_sentences("d1", " ".join(t for t, _, _ in TOY[:4]))
+    rows = label_rows(classifier, sentences, "tiny")
+    for row in rows:  # make sure something is explained whatever the untrained model says
+        if not row["topics"]:
+            row["topics"] = [{"topic": "flights", "stance": "critical"}]
+    contexts = [s[5] for s in sentences]
+    add_explanations(classifier, rows, contexts, top_k=3)
+    row, context = rows[0], contexts[0]
+    entry = row["topics"][0]
+    assert 0 < len(entry["words"]) <= 3
+    weights = [w["weight"] for w in entry["words"]]
+    assert weights == sorted(weights, reverse=True) and min(weights) > 0
+    j = [t.id for t in classifier.topics].index(entry["topic"])
+    k = ["conciliatory", "critical", "conditional", "neutral"].index(entry["stance"])
+    spans = {w: (s, e) for s, e, w in words_of(row["sentence"])}
+    full = classifier.probabilities([row["sentence"]], [context])[1][0, j, k].item()
+    top = entry["words"][0]
+    dropped = classifier.probabilities([without(row["sentence"], [spans[top["word"]]])], [context])[1][0, j, k].item()
+    assert top["weight"] == pytest.approx(full - dropped, abs=1e-4)
+    table = pa.Table.from_pylist(rows, schema=explained_schema(output_schema()))  # the layout predict --explain writes
+    assert table.column("topics").to_pylist()[0][0]["words"][0]["word"] == top["word"]
+
+
+def test_explain_predictions_sets_words_on_predict_results(tiny_model_dir):
+    classifier = load(tiny_model_dir)
+    predictions = classifier.predict([t for t, _, _ in TOY[:6]])
+    explain_predictions(classifier, predictions)
+    for p in predictions:
+        for t in p.topics:
+            assert all(w.weight > 0 and w.word in p.text for w in t.words)
