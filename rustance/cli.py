@@ -298,7 +298,11 @@ def summarize(
     by: Annotated[list[str], typer.Option(help="day, week, month or quarter, and/or a kept column such as "
                                                "channel (repeatable)")] = [],
     out: Annotated[Path, typer.Option(help="folder for summary/volume .parquet and .csv")] = Path("summary"),
+    html: Annotated[Optional[Path], typer.Option(help="also write a self-contained interactive HTML report")] = None,
     date_column: Annotated[str, typer.Option(help="kept column holding the date")] = "date",
+    min_sentences: Annotated[int, typer.Option(help="report: cells with fewer sentences are greyed")] = 10,
+    attribution: Annotated[Optional[str], typer.Option(
+        help="report: corpus attribution line (default: the manifest's, else the input paths)")] = None,
     threads: Annotated[Optional[int], typer.Option(help="DuckDB threads (default: all cores)")] = None,
 ) -> None:
     """Stance shares (with 95 % Wilson intervals), sentiment and confidence per period, group and topic."""
@@ -306,7 +310,8 @@ def summarize(
     from rustance.summarize import summarize as write_summary
 
     try:
-        summary = write_summary(folders, by, out, date_column=date_column, threads=threads)
+        summary = write_summary(folders, by, out, date_column=date_column, threads=threads, html=html,
+                                min_sentences=min_sentences, attribution=attribution)
     except RustanceError as exc:
         _fail(str(exc))
     console.print(summary.describe(), highlight=False)

@@ -311,13 +311,24 @@ def split_by(by: Sequence[str]) -> tuple[str | None, list[str]]:
 
 
 def summarize(folders: Sequence[str | Path], by: Sequence[str], out: str | Path, date_column: str = "date",
-              threads: int | None = None, memory_limit: str = "2GB") -> Summary:
+              threads: int | None = None, memory_limit: str = "2GB", html: str | Path | None = None,
+              min_sentences: int = 10, attribution: str | None = None) -> Summary:
     """Write ``summary.parquet``/``.csv`` (per period, group, topic) and ``volume.parquet``/``.csv`` (per
-    period and group, every sentence) into ``out``; return counts for the printed summary."""
+    period and group, every sentence) into ``out``, and with ``html`` the interactive report
+    (:mod:`rustance.report`); return counts for the printed summary."""
     period, groups = split_by(by)
+    if min_sentences < 1:
+        raise SummarizeError(f"--min-sentences must be at least 1, got {min_sentences}")
     corpus = Corpus(folders, threads=threads, memory_limit=memory_limit)
     corpus.check_columns(period, groups, date_column)
-    return write_summary(corpus, period, groups, out, date_column)
+    result = write_summary(corpus, period, groups, out, date_column)
+    if html is not None:
+        from rustance.report import write_report
+
+        result.attribution = write_report(corpus, period, list(groups), Path(html), date_column, min_sentences,
+                                          attribution)
+        result.files.append(str(html))
+    return result
 
 
 def write_summary(corpus: Corpus, period: str | None, groups: Sequence[str], out: str | Path,

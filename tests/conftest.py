@@ -107,11 +107,12 @@ def tiny_pooled_model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
 
 
 def write_predict_output(folder: Path, rows: list[dict], kept: dict | None = None, version: str | None = None,
-                         model: str = "toy-model (toy)", part_rows: int = 4, weights: str = "0" * 16) -> Path:
+                         model: str = "toy-model (toy)", part_rows: int = 4, weights: str = "0" * 16,
+                         explained: bool = False) -> Path:
     """A predict output folder in the engine's layout (Parquet parts + _manifest.json) holding ``rows``.
 
     ``rows`` are output rows whose unset fields get defaults; ``kept`` maps extra columns (as predict
-    --keep-column writes them) to an Arrow type.
+    --keep-column writes them) to an Arrow type; ``explained`` adds the topics' ``words`` (predict --explain).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -121,6 +122,10 @@ def write_predict_output(folder: Path, rows: list[dict], kept: dict | None = Non
 
     version = version or __version__
     schema = output_schema()
+    if explained:
+        from rustance.explain import explained_schema
+
+        schema = explained_schema(schema)
     for name, kind in (kept or {}).items():
         schema = schema.append(pa.field(name, kind))
     folder.mkdir(parents=True)
