@@ -22,7 +22,7 @@ from rustance.summarize import UNDATED, Corpus, _quote, wilson_sql
 
 COLOURS = {"conciliatory": "#1b9e77", "critical": "#d95f02", "conditional": "#7570b3", "neutral": "#8c8c8c"}
 GREY = "#c8c8c8"
-EXAMPLES = 5  # example sentences per (topic, source, stance) cell
+EXAMPLES = 3  # example sentences per (topic, source, stance) cell
 CHANGE_MIN_SIZE = 2  # periods per segment at least
 CHANGE_PENALTY = 3.0  # × stances × σ² × ln(periods)
 
@@ -257,21 +257,22 @@ def _figure_html(index: int, caption: str, kind: str, topic: str = "") -> str:
 
 
 def _examples_html(topic: str, by_source: dict, source: str | None, explained: bool, k: int) -> str:
-    """The examples as a plain table (readable without JavaScript)."""
+    """The ``k`` most confident examples per stance over all sources, as a plain table (readable without
+    JavaScript; a heat-map cell shows its own source's examples)."""
     rows = []
-    for src, stances in by_source.items():
-        for stance in STANCES:
-            for e in stances.get(stance, []):
-                words = ", ".join(f"{w['word']} ({w['weight']:+.2f})" for w in (e.get("words") or [])) if explained else ""
-                rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                    stance, e["probability"], e["date"] or "no date", src, e["doc_id"], e["sentence"],
-                    *([words] if explained else []))) + "</tr>")
+    for stance in STANCES:
+        merged = [(src, e) for src, stances in by_source.items() for e in stances.get(stance, [])]
+        for src, e in sorted(merged, key=lambda item: -item[1]["probability"])[:k]:
+            words = ", ".join(f"{w['word']} ({w['weight']:+.2f})" for w in (e.get("words") or []))
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+                stance, e["probability"], e["date"] or "no date", src, e["doc_id"], e["sentence"],
+                *([words] if explained else []))) + "</tr>")
     head = ["stance", "probability", "date", source or "source", "doc id", "sentence", *(
         ["words that drove the label"] if explained else [])]
-    return (f"<details><summary>Example sentences about «{html.escape(topic)}»: up to {k} per "
-            f"{html.escape(source or 'topic')} and stance, highest stance probability first ({len(rows)} in all)"
-            f"</summary><table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead><tbody>"
-            f"{''.join(rows)}</tbody></table></details>")
+    where = f" from all {html.escape(source)}s (click a heat-map cell for one {html.escape(source)}'s)" if source else ""
+    return (f"<details><summary>Example sentences about «{html.escape(topic)}»: up to {k} per stance, highest "
+            f"stance probability first{where}</summary><table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
 
 
 _PAGE = """<!DOCTYPE html>
