@@ -247,3 +247,17 @@ def test_summarizes_a_real_predict_run(tiny_model_dir, tmp_path, output_format):
     assert volume.sentences.sum() == len(rows)
     if by:
         assert set(volume.period) == {"2024-01", "2024-02", "2024-03"} and set(volume.channel) == {"A", "B"}
+
+
+def test_reads_the_ray_engine_layout(tmp_path):
+    """--engine ray writes OUT/rows/*.parquet and OUT/rejects/ without a manifest."""
+    local = write_predict_output(tmp_path / "local", fixture_rows(), KEPT, part_rows=5)
+    ray_out = tmp_path / "ray"
+    (ray_out / "rows").mkdir(parents=True)
+    (ray_out / "rejects").mkdir()
+    for number, part in enumerate(sorted(local.glob("part-*.parquet"))):
+        part.rename(ray_out / "rows" / f"{number}_000000_{number:06d}.parquet")
+    summary = summarize([ray_out], ["quarter", "channel"], tmp_path / "summary")
+    assert (summary.rows, summary.undated, summary.unparsed_dates) == (23, 3, 1)
+    table = pd.read_parquet(tmp_path / "summary" / "summary.parquet")
+    assert _cell(table, "2024-Q1", "A", "sanctions").sentences == 14
