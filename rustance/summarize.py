@@ -27,8 +27,9 @@ UNDATED = "undated"
 MISSING = "(missing)"
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 FIRST_READABLE = (0, 2)  # output folders of rustance 0.1 have another layout (manifest.json, no version column)
-ROW_COLUMNS = ("doc_id", "sentence_index", "start", "end", "sentence", "topics", "sentiment",
-               *(f"sentiment_{s}" for s in SENTIMENTS), "truncated", "model", "rustance_version")
+LABEL_COLUMNS = ("sentence_index", "start", "end", "sentence", "topics", "sentiment",
+                 *(f"sentiment_{s}" for s in SENTIMENTS), "truncated", "model", "rustance_version")
+ROW_COLUMNS = ("doc_id", "source", "line", *LABEL_COLUMNS)  # source, line: the input file and line of the document
 REQUIRED = ("doc_id", "sentence", "topics", "sentiment", *(f"sentiment_{s}" for s in SENTIMENTS), "model",
             "rustance_version")
 
@@ -201,6 +202,10 @@ class Corpus:
         self.version = ", ".join(sorted({str(v) for _, v, _ in found}))
 
     def kept_columns(self) -> list[str]:
+        """The columns predict --keep-column added (as the manifests list them, else the non-standard ones)."""
+        listed = [c["name"] for s in self.sources for c in s.manifest.get("kept_columns", [])]
+        if listed:
+            return list(dict.fromkeys(listed))
         return [c for c in self.columns if c not in ROW_COLUMNS]
 
     # --- expressions ----------------------------------------------------------------------------
@@ -232,7 +237,7 @@ class Corpus:
             if group not in self.types:
                 raise SummarizeError(f"--by {group}: the rows have no {group!r} column (kept columns: {kept}); "
                                      f"label the corpus with `rustance predict --keep-column {group}`")
-            if group in ROW_COLUMNS and group != "doc_id":
+            if group in LABEL_COLUMNS:
                 raise SummarizeError(f"--by {group}: {group!r} is a label column, not a group; group by a period "
                                      f"({', '.join(PERIODS)}) or a kept column ({kept})")
 
