@@ -66,11 +66,12 @@ def _probabilities(function: StanceFunction, texts: list[str], contexts: list[st
 
 def occlusion(texts: Sequence[str], targets: Sequence[Sequence[tuple[int, int]]], stance: StanceFunction,
               contexts: Sequence[str] | None = None, top_k: int = TOP_K,
-              full: np.ndarray | None = None) -> list[list[list[WordWeight]]]:
+              full: np.ndarray | None = None, positive_only: bool = True) -> list[list[list[WordWeight]]]:
     """Per sentence and per ``(topic index, stance index)`` target of that sentence, the ``top_k`` words whose
     deletion lowers that stance's probability most (only words that raised it: weight > 0), highest first.
 
-    ``full`` may pass the sentences' stance probabilities when the caller has them already.
+    ``full`` may pass the sentences' stance probabilities when the caller has them already; with
+    ``positive_only=False`` the ``top_k`` highest weights are returned whatever their sign.
     """
     texts = list(texts)
     contexts = list(contexts) if contexts is not None else [""] * len(texts)
@@ -97,7 +98,7 @@ def occlusion(texts: Sequence[str], targets: Sequence[Sequence[tuple[int, int]]]
             weights = full[i][topic, chosen] - rows[:, topic, chosen] if len(found) else np.empty(0)
             order = np.argsort(-weights, kind="stable")[:top_k]
             explained.append([WordWeight(found[w][2], float(weights[w]), found[w][0], found[w][1])
-                              for w in order if weights[w] > 0])
+                              for w in order if weights[w] > 0 or not positive_only])
         results.append(explained)
     return results
 

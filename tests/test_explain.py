@@ -75,3 +75,11 @@ def test_explain_predictions_sets_words_on_predict_results(tiny_model_dir):
     for p in predictions:
         for t in p.topics:
             assert all(w.weight > 0 and w.word in p.text for w in t.words)
+
+
+def test_all_signs_on_request():
+    texts = ["МИД осудил запрет, мир далёк."]
+    found = occlusion(texts, [[(0, 1)]], cue_stance, top_k=10, positive_only=False)[0][0]
+    weights = {w.word: round(w.weight, 6) for w in found}
+    assert weights == {"осудил": 0.6, "МИД": 0.0, "запрет": 0.0, "далёк": 0.0, "мир": -0.1}
+    assert found[0].word == "осудил" and found[-1].word == "мир"
