@@ -138,3 +138,24 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     shot = tmp_path / "report.png"
     _headless(browser, tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1200,1600", report.as_uri())
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("by, charts", [([], 0), (["week"], 1), (["channel"], 1)])
+def test_report_with_fewer_dimensions(tmp_path, by, charts):
+    rows = [{"topics": [topic("ukraine", "critical")], "date": datetime(2024, 3, d), "channel": "A"} for d in (1, 9, 20)]
+    folder = write_predict_output(tmp_path / "out", rows, KEPT)
+    args = ["summarize", str(folder), *[x for b in by for x in ("--by", b)], "--out", str(tmp_path / "s"),
+            "--html", str(tmp_path / "s" / "r.html")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "s" / "r.html").read_text(encoding="utf-8")
+    assert len(_figures(page)) == charts and "Example sentences about «ukraine»" in page
+    assert "Data: /models/toy" not in page and "(no attribution given: pass --attribution)" in page
+
+
+def test_report_without_topics_says_so(tmp_path):
+    folder = write_predict_output(tmp_path / "out", [{}, {}], KEPT)
+    result = runner.invoke(app, ["summarize", str(folder), "--by", "month", "--out", str(tmp_path / "s"),
+                                 "--html", str(tmp_path / "s" / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "No sentence is about any topic" in (tmp_path / "s" / "r.html").read_text(encoding="utf-8")
