@@ -107,8 +107,8 @@ def _time_figure(topic: str, points: list[dict], period: str, min_sentences: int
                   row=2, col=1)
     fig.update_yaxes(title_text="share of sentences", tickformat=".0%", range=[0, 1], row=1, col=1)
     fig.update_yaxes(title_text="sentences", row=2, col=1)
-    fig.update_layout(title=f"{topic}: stance by {period}", height=520, margin={"t": 50, "b": 30},
-                      legend={"orientation": "h", "y": 1.08})
+    fig.update_layout(title={"text": f"{topic}: stance by {period}", "y": 0.98, "yanchor": "top"}, height=540,
+                      margin={"t": 90, "b": 30}, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return fig
 
 
@@ -181,7 +181,7 @@ def write_report(corpus: Corpus, period: str | None, groups: list[str], path: Pa
             changes = (f"Change points in the stance shares (dashed lines): {', '.join(found.periods)}."
                        if found.periods else "No change point found in the stance shares.")
             caption = (f"How the {_plural(int(n.sum()), 'dated sentence')} about «{topic}» (from "
-                       f"{_plural(sum(p['documents'] for p in points), 'document')} summed over {period}s) divide "
+                       f"{_plural(sum(p['documents'] for p in points), 'document')}) divide "
                        f"among the four stances, {period} by {period}: lines give each stance's share of the "
                        f"{period}'s sentences with 95 % Wilson intervals as whiskers; bars give the number of "
                        f"sentences. {period.capitalize()}s with fewer than {min_sentences} sentences are grey. "
