@@ -261,3 +261,15 @@ def test_reads_the_ray_engine_layout(tmp_path):
     assert (summary.rows, summary.undated, summary.unparsed_dates) == (23, 3, 1)
     table = pd.read_parquet(tmp_path / "summary" / "summary.parquet")
     assert _cell(table, "2024-Q1", "A", "sanctions").sentences == 14
+
+
+def test_an_unfinished_run_is_summarized_with_a_note(tmp_path):
+    folder = write_predict_output(tmp_path / "out", fixture_rows(), KEPT)
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    manifest["complete"] = False
+    manifest["parts"] = manifest["parts"][:2]  # 8 rows listed so far
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["summarize", str(folder), "--out", str(tmp_path / "summary")])
+    assert result.exit_code == 0, result.output
+    assert f"note: the run in {folder} has not finished" in result.output
+    assert pd.read_parquet(tmp_path / "summary" / "volume.parquet").sentences.sum() == 8
