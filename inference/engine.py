@@ -2,58 +2,94 @@
 
 Layout of an output folder::
 
-    _manifest.json            what was run (fingerprint) and which parts are finished
+    _manifest.json            what was run (fingerprint), which parts are finished, run totals
     part-00000.parquet        rows of documents [first_item, end_item) of the input stream
     _part-00000.rejects.jsonl inputs of that range that could not be processed (file, line, reason)
-    _rejects.jsonl            all rejects, written when the run completes
+    _rejects.jsonl            all rejects, written when the run completes (before it is marked complete)
+    _lock, _owner.json        the OS lock held by the run writing the folder, and who holds it
 
 Only the row parts have names without a leading ``_``, so Parquet readers that skip such files (pyarrow,
 ``pandas.read_parquet("out/")``, Spark) read the folder as one table.
 
 A part and its rejects are written to temporary files and renamed; the manifest is rewritten (also
 atomically) only after that, so a killed run leaves at worst an unlisted part that the next run
-overwrites. Re-running the same command skips the input items already covered by listed parts.
+overwrites. Re-running the same command skips the input items already covered by listed parts, after
+checking that they are the same items: every part records a SHA-256 of the items read up to its end
+(:func:`item_digest`), and a rerun whose input differs in those items is refused (:class:`InputChanged`);
+items added after them (appended lines, a new last file) are labelled as new parts.
 """
 
 from __future__ import annotations
 
-from rustance.errors import RustanceError
 import ctypes
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from rustance import __version__
-from rustance.inference.readers import Document, Reject
+from rustance.errors import RustanceError
+from rustance.inference.readers import ColumnKind, Document, InputError, KeptColumn, Reject
 from rustance.labels import SENTIMENTS, STANCES
 from rustance.text import split_sentences
 
 MANIFEST = "_manifest.json"
 REJECTS = "_rejects.jsonl"
+LOCK = "_lock"
+OWNER = "_owner.json"
+OWN_FILES = (LOCK, OWNER)  # present in a folder before its manifest
+MIN_FREE_BYTES = 64 << 20  # an output folder with less free space is refused before the model loads
+log = logging.getLogger("rustance.corpus")
 
 
 class OutputConflict(RustanceError, RuntimeError):
-    """The output folder holds a run with another model or configuration."""
+    """The output folder cannot be used: another model or configuration, another run holds it, unwritable."""
 
 
-@dataclass
+class InputChanged(OutputConflict):
+    """The input differs from what an earlier run into the same output folder read."""
+
+
+class OutputFormat(str, Enum):
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
+
+def _positive(owner: object, **values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"--{name.replace('_', '-')} must be a whole number of at least 1, got {value!r}")
+
+
+@dataclass(frozen=True)
 class RunOptions:
-    output_format: str = "parquet"  # parquet | jsonl
-    window: int = 2048  # sentences sorted by length together (bucketing window); one task for a worker
-    workers: int = 1  # threads labelling windows in parallel (see configure_threads)
+    output_format: OutputFormat = OutputFormat.PARQUET
+    window: int = field(default=2048, metadata={"fingerprint": False})  # sentences sorted by length together
+    # (bucketing window); one task for a worker
+    workers: int = field(default=1, metadata={"fingerprint": False})  # threads labelling windows in parallel
     part_sentences: int = 5_000  # sentences per output part (a part ends at a document boundary); peak memory
     # grows with it (benchmarks/memory.py, 200k sentences: 1,145 MB with 5,000 vs 1,434 MB with 20,000)
+
+    def __post_init__(self):
+        object.__setattr__(self, "output_format", OutputFormat(self.output_format))
+        _positive(self, window=self.window, workers=self.workers, part_sentences=self.part_sentences)
 
 
 @dataclass
 class Summary:
+    """Counts of one invocation; ``totals`` holds those of the whole run (all invocations into the folder)."""
+
     documents: int = 0
     sentences: int = 0
     rejected: int = 0
@@ -62,6 +98,15 @@ class Summary:
     seconds: float = 0.0
     parts: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    file_rejects: list[str] = field(default_factory=list)  # "file: reason" of files that could not be read
+    duplicate_ids: int = 0  # documents whose id an earlier document of the run already had
+    duplicate_examples: list[str] = field(default_factory=list)
+    kept_missing: dict[str, int] = field(default_factory=dict)  # kept column -> documents without it
+    dates_unparsed: dict[str, int] = field(default_factory=dict)  # date column -> documents whose value is no date
+    totals: dict = field(default_factory=dict)
+
+
+TOTAL_KEYS = ("documents", "sentences", "rejected", "truncated", "duplicate_ids")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -102,17 +147,16 @@ def configure_threads(workers: int | None = None, threads: int | None = None) ->
     """
     import torch
 
+    _positive(None, workers=workers, threads=threads)
     threads = available_cores() if threads is None else threads
     workers = min(2, threads) if workers is None else workers
-    if workers < 1 or threads < 1:
-        raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
     per_worker = max(1, threads // workers)
     torch.set_num_threads(per_worker)
     return workers, per_worker
 
 
-def fingerprint(model_dir: Path, settings: dict) -> dict:
-    """What must match for an output folder to be continued: model weights and output-relevant options."""
+def weights_digest(model_dir: Path) -> str:
+    """The first 16 hex digits of the SHA-256 of a model folder's weights (safetensors, else ONNX)."""
     digest = hashlib.sha256()
     weights = model_dir / "model.safetensors"
     if not weights.is_file():
@@ -120,69 +164,148 @@ def fingerprint(model_dir: Path, settings: dict) -> dict:
     with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return {"model": str(model_dir.resolve()), "weights_sha256": digest.hexdigest()[:16], **settings}
+    return digest.hexdigest()[:16]
+
+
+def item_digest(entry: Document | Reject) -> bytes:
+    """What identifies an input item for the resume check: its place, id, text and kept fields (or reason)."""
+    if isinstance(entry, Reject):
+        data = ["reject", entry.source, entry.line, entry.reason]
+    else:
+        data = ["document", entry.source, entry.line, entry.doc_id, entry.text, entry.kept]
+    return json.dumps(data, ensure_ascii=True, default=str).encode()
+
+
+# --- output rows ----------------------------------------------------------------------------------
+DOCUMENT_COLUMNS = ("doc_id", "source", "line")
 
 
 def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict]:
-    """Output rows for (doc_id, index, start, end, text, context) sentences: the topics a sentence is about
-    (probability at or over the topic's threshold, most probable first) with their stance, and the sentiment.
-
-    Probabilities are rounded to 4 decimals.
-    """
+    """Output rows for ``(document fields, index, start, end, text, context)`` sentences, where the document
+    fields are ``doc_id``, ``source``, ``line`` and the kept columns: each row is those fields, the
+    sentence's :meth:`SentencePrediction.to_row` and the model name and rustance version."""
     topic, stance, sentiment, truncated = classifier.probabilities(
         [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True)
-    chosen = classifier.chosen_topics(topic)
-    topic_ids = [t.id for t in classifier.topics]
-    stance_best = stance.argmax(-1).numpy()
-    stance = stance.double().numpy().round(4)
-    sentiment_best = sentiment.argmax(-1).tolist()
-    sentiment = sentiment.double().numpy().round(4).tolist()
-    topic = topic.double().numpy().round(4)
+    predictions = classifier.decode([s[4] for s in sentences], topic, stance, sentiment, truncated)
     rows = []
-    for i, (doc_id, index, start, end, text, _) in enumerate(sentences):
-        topics = [{"topic": topic_ids[j], "stance": STANCES[stance_best[i, j]], "probability": float(topic[i, j]),
-                   **dict(zip(STANCES, stance[i, j].tolist()))} for j in chosen[i]]
-        rows.append({
-            "doc_id": doc_id, "sentence_index": index, "start": start, "end": end, "sentence": text,
-            "topics": topics, "sentiment": SENTIMENTS[sentiment_best[i]],
-            **{f"sentiment_{s}": p for s, p in zip(SENTIMENTS, sentiment[i])},
-            "truncated": truncated[i], "model": model_name, "rustance_version": __version__,
-        })
+    for (head, index, start, end, _, _), prediction in zip(sentences, predictions):
+        prediction.start, prediction.end = start, end
+        rows.append({**{k: head[k] for k in DOCUMENT_COLUMNS}, "sentence_index": index, **prediction.to_row(),
+                     "model": model_name, "rustance_version": __version__,
+                     **{k: v for k, v in head.items() if k not in DOCUMENT_COLUMNS}})
     return rows
 
 
-def output_schema():
+def output_schema(keep_columns: tuple[KeptColumn, ...] = ()):
     """The Arrow schema of output rows (Parquet parts, and the Ray engine's output)."""
     import pyarrow as pa
 
     topic = pa.struct([("topic", pa.string()), ("stance", pa.string()), ("probability", pa.float32()),
                        *[(s, pa.float32()) for s in STANCES]])
-    return pa.schema([
-        ("doc_id", pa.string()), ("sentence_index", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
-        ("sentence", pa.string()), ("topics", pa.list_(topic)), ("sentiment", pa.string()),
-        *[(f"sentiment_{s}", pa.float32()) for s in SENTIMENTS],
+    base = [
+        ("doc_id", pa.string()), ("source", pa.string()), ("line", pa.int64()), ("sentence_index", pa.int32()),
+        ("start", pa.int64()), ("end", pa.int64()), ("sentence", pa.string()), ("topics", pa.list_(topic)),
+        ("sentiment", pa.string()), *[(f"sentiment_{s}", pa.float32()) for s in SENTIMENTS],
         ("truncated", pa.bool_()), ("model", pa.string()), ("rustance_version", pa.string()),
-    ])
+    ]
+    kept = []
+    for column in keep_columns:
+        if column.kind is ColumnKind.DATE:
+            kept += [(column.name, pa.timestamp("us")), (f"{column.name}_raw", pa.string())]
+        else:
+            kept.append((column.name, pa.string()))
+    clash = sorted({name for name, _ in kept} & {name for name, _ in base})
+    if clash:
+        raise InputError(f"--keep-column {clash[0]!r} would overwrite the output column of that name; rename it "
+                         "in the input")
+    return pa.schema(base + kept)
 
 
-def document_sentences(doc_id: str, text: str) -> list[tuple]:
-    """(doc_id, index, start, end, sentence, previous sentence) for every sentence of a document."""
-    pieces = split_sentences(text)
-    return [(doc_id, i, p.start, p.end, p.text, pieces[i - 1].text if i else "") for i, p in enumerate(pieces)]
+def document_sentences(document: Document) -> list[tuple]:
+    """(document fields, index, start, end, sentence, previous sentence) for every sentence of a document."""
+    head = {"doc_id": document.doc_id, "source": document.source, "line": document.line, **document.kept}
+    pieces = split_sentences(document.text)
+    return [(head, i, p.start, p.end, p.text, pieces[i - 1].text if i else "") for i, p in enumerate(pieces)]
+
+
+# --- the output folder ----------------------------------------------------------------------------
+class OutputFolder:
+    """An output folder checked and locked before any model is loaded.
+
+    Refuses (with :class:`OutputConflict`) a path that is a file, a folder it cannot write to, less than
+    ``MIN_FREE_BYTES`` of free space, and a folder another run holds: the OS lock (``filelock``) is held
+    until :meth:`release`, and the second run is told who holds it (process, host, start time).
+    """
+
+    def __init__(self, path: str | Path):
+        from filelock import FileLock, Timeout
+
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputConflict(f"--output {self.path} is an existing file, not a folder; choose another --output")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".rustance-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise OutputConflict(f"cannot write to {self.path}: {exc.strerror or exc}; choose another --output") from exc
+        free = shutil.disk_usage(self.path).free
+        if free < MIN_FREE_BYTES:
+            raise OutputConflict(f"{self.path}: only {free / 2**20:.1f} MB free on its disk (at least "
+                                 f"{MIN_FREE_BYTES >> 20} MB needed); free space or choose another --output")
+        self.lock = FileLock(str(self.path / LOCK), timeout=0)
+        try:
+            self.lock.acquire()
+        except Timeout:
+            try:
+                owner = json.loads((self.path / OWNER).read_text(encoding="utf-8"))
+                holder = f"process {owner['pid']} on {owner['host']}, started {owner['started']}"
+            except (OSError, ValueError, KeyError):
+                holder = "holder unknown"
+            raise OutputConflict(f"{self.path} is in use by another rustance run ({holder}); wait for it to "
+                                 "finish or choose another --output") from None
+        _atomic_write(self.path / OWNER, json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv)}, ensure_ascii=False).encode())
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> "OutputFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def write_error(folder: Path, exc: OSError) -> OutputConflict:
+    """A clear error for a failed write into an output folder (full disk, lost permissions)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on the disk"
+    return OutputConflict(f"cannot write to {folder}: {reason}; the finished parts are kept: fix this and run "
+                          "the same command again to resume")
 
 
 class CorpusRunner:
     """Labels a stream of documents into an output folder, resumably."""
 
     def __init__(self, classifier, output_dir: str | Path | None, options: RunOptions,
-                 run_fingerprint: dict | None = None, model_name: str = "", progress=None):
+                 run_fingerprint: dict | None = None, model_name: str = "", progress=None,
+                 keep_columns: tuple[KeptColumn, ...] = (), manifest_extra: dict | None = None):
         self.classifier = classifier
         self.options = options
         self.fingerprint = run_fingerprint or {}
         self.model_name = model_name
         self.progress = progress  # a tqdm-like bar counting input items, or None
+        self.keep_columns = tuple(keep_columns)
+        self.schema = output_schema(self.keep_columns)
+        self.manifest_extra = manifest_extra or {}
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.manifest = self._open_manifest() if self.output_dir is not None else {"parts": []}
+        self._ids: set[str] = set()
+        self._hash = hashlib.sha256()
 
     # --- manifest -------------------------------------------------------------------------------
     def _open_manifest(self) -> dict:
@@ -200,15 +323,26 @@ class CorpusRunner:
             raise OutputConflict(f"{self.output_dir} was written by rustance 0.1 (manifest.json), whose "
                                  "layout this version does not resume; finish it with that version or choose "
                                  "another --output")
-        if self.output_dir.exists() and any(self.output_dir.iterdir()):
+        if self.output_dir.exists() and any(p.name not in OWN_FILES for p in self.output_dir.iterdir()):
             raise OutputConflict(f"{self.output_dir} exists, is not empty and has no {MANIFEST}; "
                                  "choose another --output")
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        manifest = {"fingerprint": self.fingerprint, "rustance": __version__, "parts": [], "complete": False}
+        manifest = {"fingerprint": self.fingerprint, "rustance": __version__, **self.manifest_extra,
+                    "schema": {f.name: str(f.type) for f in self.schema},
+                    "kept_columns": [{"name": c.name, "kind": c.kind.value} for c in self.keep_columns],
+                    "parts": [], "complete": False, "totals": {}}
         self._save_manifest(manifest)
         return manifest
 
     def _save_manifest(self, manifest: dict) -> None:
+        parts = manifest["parts"]
+        totals = {key: sum(p.get(key, 0) for p in parts) for key in TOTAL_KEYS}
+        for key in ("kept_missing", "dates_unparsed"):
+            totals[key] = {}
+            for part in parts:
+                for name, count in part.get(key, {}).items():
+                    totals[key][name] = totals[key].get(name, 0) + count
+        manifest["totals"] = totals
         _atomic_write(self.output_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
 
     # --- labelling ------------------------------------------------------------------------------
@@ -248,86 +382,151 @@ class CorpusRunner:
 
     # --- writing --------------------------------------------------------------------------------
     def _write_part(self, number: int, rows: list[dict], rejects: list[Reject], items: tuple[int, int],
-                    documents: int) -> dict:
-        name = f"part-{number:05d}.{'parquet' if self.options.output_format == 'parquet' else 'jsonl'}"
-        if self.options.output_format == "parquet":
+                    stats: dict) -> dict:
+        name = f"part-{number:05d}.{'parquet' if self.options.output_format is OutputFormat.PARQUET else 'jsonl'}"
+        if self.options.output_format is OutputFormat.PARQUET:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pylist(rows, schema=output_schema())
+            table = pa.Table.from_pylist(rows, schema=self.schema)
             tmp = self.output_dir / f".{name}.tmp"
             pq.write_table(table, tmp)
             os.replace(tmp, self.output_dir / name)
         else:
             _atomic_write(self.output_dir / name,
-                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+                          "".join(json.dumps(r, ensure_ascii=False, default=_json_value) + "\n" for r in rows).encode())
         reject_name = f"_part-{number:05d}.rejects.jsonl"
         _atomic_write(self.output_dir / reject_name,
                       "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
         return {"name": name, "rejects": reject_name, "items": list(items), "rows": len(rows),
-                "documents": documents, "rejected": len(rejects)}
+                "sentences": len(rows), "rejected": len(rejects), **stats}
 
     # --- the run --------------------------------------------------------------------------------
-    def _chunks(self, items: Iterable[Document | Reject], skip: int, summary: Summary) -> Iterator[tuple]:
+    def _chunks(self, items: Iterable[Document | Reject], skip: int, summary: Summary,
+                expected: str | None = None) -> Iterator[tuple]:
         """Group input items after the first ``skip`` into chunks of about ``part_sentences`` sentences.
 
-        Yields ``(sentences, rejects, (first_item, end_item), documents)``; a chunk ends at a document boundary.
+        Yields ``(sentences, rejects, (first_item, end_item), stats, digest)``; a chunk ends at a document
+        boundary. File-level rejects are not items: they join the current chunk's rejects (none while
+        skipping, as the earlier run recorded them). The skipped items must hash to ``expected``.
         """
         sentences: list[tuple] = []
         rejects: list[Reject] = []
-        documents, first_item, end_item = 0, skip, skip
-        for item, entry in enumerate(items):
-            if item < skip:
-                summary.skipped_items += 1
+        stats = self._new_stats()
+        item = first_item = end_item = skip
+        count = 0
+        if skip == 0:
+            self._check_prefix(expected, 0)
+        for entry in items:
+            if isinstance(entry, Reject) and entry.file_level:
+                if count >= skip:
+                    rejects.append(entry)
+                    summary.file_rejects.append(f"{entry.source}: {entry.reason}")
                 continue
+            self._hash.update(item_digest(entry))
+            count += 1
+            if count <= skip:
+                summary.skipped_items += 1
+                if isinstance(entry, Document):
+                    self._ids.add(entry.doc_id)
+                if count == skip:
+                    self._check_prefix(expected, skip)
+                continue
+            item = count - 1
             end_item = item + 1
             if isinstance(entry, Reject):
                 rejects.append(entry)
             else:
-                pieces = document_sentences(entry.doc_id, entry.text)
-                if not pieces:
-                    rejects.append(Reject(entry.source, entry.line, "no sentences (whitespace only)"))
+                pieces = document_sentences(entry)
                 sentences += pieces
-                documents += bool(pieces)
+                stats["documents"] += 1
+                self._note_document(entry, stats, summary)
             if len(sentences) >= self.options.part_sentences:
-                yield sentences, rejects, (first_item, end_item), documents
-                sentences, rejects, documents, first_item = [], [], 0, end_item
+                yield sentences, rejects, (first_item, end_item), stats, self._hash.hexdigest()
+                sentences, rejects, stats, first_item = [], [], self._new_stats(), end_item
+        if count < skip:
+            raise InputChanged(f"the input differs from what an earlier run into {self.output_dir} read: it "
+                               f"holds {count} items, fewer than the {skip} labelled then; choose another --output "
+                               "(or delete that folder) to label it again")
         if sentences or rejects or first_item < end_item:
-            yield sentences, rejects, (first_item, end_item), documents
+            yield sentences, rejects, (first_item, end_item), stats, self._hash.hexdigest()
 
-    def run(self, items: Iterable[Document | Reject], on_progress: Callable[[Summary], None] | None = None) -> Summary:
-        """Process ``items`` (documents and rejects in input order) into the output folder; resumes."""
+    def _check_prefix(self, expected: str | None, skip: int) -> None:
+        if expected is not None and self._hash.hexdigest() != expected:
+            raise InputChanged(f"the input differs from what an earlier run into {self.output_dir} read: its "
+                               f"first {skip} items are not the same (a file was edited, replaced, added or "
+                               "removed before the end of that run); choose another --output (or delete that "
+                               "folder) to label it again")
+
+    @staticmethod
+    def _new_stats() -> dict:
+        return {"documents": 0, "duplicate_ids": 0, "kept_missing": {}, "dates_unparsed": {}}
+
+    def _note_document(self, document: Document, stats: dict, summary: Summary) -> None:
+        if document.doc_id in self._ids:
+            stats["duplicate_ids"] += 1
+            summary.duplicate_ids += 1
+            if len(summary.duplicate_examples) < 3:
+                summary.duplicate_examples.append(f"{document.doc_id!r} ({document.source}:{document.line})")
+        else:
+            self._ids.add(document.doc_id)
+        for key, names in (("kept_missing", document.missing), ("dates_unparsed", document.unparsed)):
+            for name in names:
+                stats[key][name] = stats[key].get(name, 0) + 1
+                getattr(summary, key)[name] = getattr(summary, key).get(name, 0) + 1
+
+    def run(self, items: Iterable[Document | Reject], on_progress: Callable[[Summary], None] | None = None,
+            input_stats: list | None = None) -> Summary:
+        """Process ``items`` (documents and rejects in input order) into the output folder; resumes.
+
+        ``input_stats`` (size and modification time of every input file; None for stdin) lets a rerun of
+        a complete run over unchanged files return at once; otherwise the items are read again and checked.
+        """
         started = time.time()
         summary = Summary()
         parts = self.manifest["parts"]
         done_items = parts[-1]["items"][1] if parts else 0
+        expected = parts[-1]["hash"] if parts else None
+        if self.manifest.get("complete") and input_stats is not None and input_stats == self.manifest.get("inputs"):
+            summary.skipped_items = done_items
+            self._finish(summary, started)
+            return summary
         if self.progress is not None:
             self.progress.update(done_items)
-        if self.manifest.get("complete"):
-            summary.skipped_items = done_items
-            return summary
-        for (_, rejects, item_range, documents), rows in self._labelled(self._chunks(items, done_items, summary)):
-            part = self._write_part(len(self.manifest["parts"]), rows, rejects, item_range, documents)
+        for (_, rejects, item_range, stats, digest), rows in self._labelled(
+                self._chunks(items, done_items, summary, expected)):
+            part = self._write_part(len(self.manifest["parts"]), rows, rejects, item_range, stats)
+            part["hash"] = digest
             self.manifest["parts"].append(part)
+            self.manifest["complete"] = False
+            self.manifest["inputs"] = input_stats
             self._save_manifest(self.manifest)
             summary.parts += 1
-            self._count(rows, rejects, documents, summary)
+            self._count(rows, rejects, stats["documents"], summary)
             del rows
             release_freed_memory()
             if on_progress:
                 on_progress(summary)
+        self.manifest["inputs"] = input_stats
+        self._finish(summary, started)
+        return summary
+
+    def _finish(self, summary: Summary, started: float) -> None:
+        """Write the whole run's rejects file, then mark the run complete (in this order, so a run killed in
+        between writes the rejects file when it is run again)."""
+        self._write_all_rejects()
         self.manifest["complete"] = True
         self._save_manifest(self.manifest)
-        self._write_all_rejects()
+        summary.totals = self.manifest["totals"]
         summary.seconds = time.time() - started
-        return summary
 
     def stream(self, items: Iterable[Document | Reject], summary: Summary) -> Iterator[dict | Reject]:
         """Label ``items`` without an output folder: yield rows and rejects in input order."""
-        for (_, rejects, _, documents), rows in self._labelled(self._chunks(items, 0, summary)):
-            self._count(rows, rejects, documents, summary)
+        for (_, rejects, _, stats, _), rows in self._labelled(self._chunks(items, 0, summary)):
+            self._count(rows, rejects, stats["documents"], summary)
             yield from rejects
             yield from rows
+        summary.totals = {key: getattr(summary, key) for key in TOTAL_KEYS}
 
     @staticmethod
     def _count(rows: list[dict], rejects: list[Reject], documents: int, summary: Summary) -> None:
@@ -336,7 +535,7 @@ class CorpusRunner:
         summary.rejected += len(rejects)
         summary.truncated += sum(r["truncated"] for r in rows)
         for r in rejects:
-            key = r.reason.split(":")[0].split(" at ")[0]
+            key = r.reason.split(":")[0].split(" at ")[0].split(" (")[0]
             summary.reject_reasons[key] = summary.reject_reasons.get(key, 0) + 1
 
     def _write_all_rejects(self) -> None:
@@ -348,6 +547,13 @@ class CorpusRunner:
                 with open(self.output_dir / part["rejects"], "rb") as handle:
                     shutil.copyfileobj(handle, out)
         os.replace(tmp, target)
+
+
+def _json_value(value):
+    """JSON for values json cannot write itself (kept dates: ISO 8601)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def iter_rows(output_dir: str | Path) -> Iterator[dict]:

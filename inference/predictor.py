@@ -36,6 +36,21 @@ class SentencePrediction:
     start: int | None = None  # offsets in the document (predict_document only)
     end: int | None = None
     all_topics: list[TopicStance] = field(default_factory=list, repr=False)  # every topic, any probability
+    truncated: bool = False  # the sentence was longer than the model's max length and was cut
+
+    def to_row(self) -> dict:
+        """The prediction as one flat row, the shape of the corpus engines' output (Parquet/JSONL) and of
+        ``predict --format jsonl``: ``sentence``, ``start``, ``end``, ``topics`` (a list of ``{topic, stance,
+        probability, <stance>: probability...}``, most probable first), ``sentiment``, ``sentiment_<label>``
+        probabilities and ``truncated``. Probabilities are rounded to 4 decimals."""
+        return {
+            "start": self.start, "end": self.end, "sentence": self.text,
+            "topics": [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
+                        **{s: round(t.stance_probabilities[s], 4) for s in STANCES}} for t in self.topics],
+            "sentiment": self.sentiment,
+            **{f"sentiment_{s}": round(self.sentiment_probabilities[s], 4) for s in SENTIMENTS},
+            "truncated": self.truncated,
+        }
 
     def to_labels(self) -> Labels:
         """The prediction in the shape used by :mod:`rustance.metrics`."""
@@ -144,25 +159,27 @@ class Classifier:
             raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
         if not texts:
             return []
-        return self.decode(texts, *self.probabilities(list(texts), contexts))
+        return self.decode(texts, *self.probabilities(list(texts), contexts, with_truncation=True))
 
     def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor,
-               sentiment: torch.Tensor) -> list[SentencePrediction]:
+               sentiment: torch.Tensor, truncated: list[bool] | None = None) -> list[SentencePrediction]:
         """Turn probability tensors (from :meth:`probabilities`) into predictions."""
         chosen = self.chosen_topics(topic)
+        topic_p, stance_p, sentiment_p = topic.tolist(), stance.tolist(), sentiment.tolist()
         results = []
         for i, text in enumerate(texts):
             every = []
             for j, t in enumerate(self.topics):
-                probs = {s: float(stance[i, j, k]) for k, s in enumerate(STANCES)}
-                every.append(TopicStance(t.id, float(topic[i, j]), max(probs, key=probs.get), probs))
-            sent_probs = {s: float(sentiment[i, k]) for k, s in enumerate(SENTIMENTS)}
+                probs = dict(zip(STANCES, stance_p[i][j]))
+                every.append(TopicStance(t.id, topic_p[i][j], max(probs, key=probs.get), probs))
+            sent_probs = dict(zip(SENTIMENTS, sentiment_p[i]))
             results.append(SentencePrediction(
                 text=text,
                 topics=[every[j] for j in chosen[i]],
                 sentiment=max(sent_probs, key=sent_probs.get),
                 sentiment_probabilities=sent_probs,
                 all_topics=every,
+                truncated=bool(truncated[i]) if truncated is not None else False,
             ))
         return results
 

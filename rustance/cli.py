@@ -11,14 +11,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rustance.inference.corpus import Backend, Engine, Precision
+from rustance.inference.engine import OutputFormat
+from rustance.inference.readers import InputFormat
+
 app = typer.Typer(help="Stance toward topics and sentiment in Russian political news.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 def _quiet_transformers() -> None:
@@ -152,12 +156,17 @@ def predict(
              "(default)")] = None,
     output: Annotated[Optional[Path], typer.Option(
         help="output folder (Parquet/JSONL parts + manifest; re-run to resume). Omit to print JSON lines")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="parquet or jsonl")] = "parquet",
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="output parts")] = OutputFormat.PARQUET,
     text_column: Annotated[str, typer.Option(help="field/column holding the document text")] = "text",
-    id_column: Annotated[str, typer.Option(help="field/column holding the document id ('' for none)")] = "id",
-    input_format: Annotated[Optional[str], typer.Option(
-        help="jsonl, json (an array of objects), csv, tsv, parquet, txt (one document per file) or lines "
-             "(one per line); default by suffix")] = None,
+    id_column: Annotated[Optional[str], typer.Option(
+        help="field/column holding the document id, which every item must then have (default: 'id' where "
+             "present, else FILE:LINE; '' for FILE:LINE always)")] = None,
+    keep_column: Annotated[list[str], typer.Option(
+        help="input field carried into every output row (repeatable); NAME:date parses dates, NAME:text keeps "
+             "text; names like date, time, *_at are dates by default")] = [],
+    input_format: Annotated[Optional[InputFormat], typer.Option(
+        help="json is an array of objects, txt one document per file, lines one per line; default by suffix "
+             "(lines for stdin)")] = None,
     json_items: Annotated[Optional[str], typer.Option(
         help="JSON input: the key of the array inside a top-level object, dots for nested keys "
              "(e.g. messages for Telegram Desktop's result.json)")] = None,
@@ -167,89 +176,41 @@ def predict(
     threads: Annotated[Optional[int], typer.Option(help="CPU threads in all (default: all cores)")] = None,
     workers: Annotated[Optional[int], typer.Option(
         help="local engine: windows labelled in parallel, sharing --threads (default: 2 if 2+ cores)")] = None,
-    backend: Annotated[str, typer.Option(help="torch, or onnx for a folder made by `rustance export-onnx`")] = "torch",
-    precision: Annotated[str, typer.Option(help="torch backend: fp32, or bf16 (faster on CPUs with AVX512-BF16/AMX; "
-                                                 "labels may differ slightly, see reports/precision-agreement.md)")] = "fp32",
-    engine: Annotated[str, typer.Option(help="local (resumable, this machine) or ray (a Ray cluster; "
-                                              "pip install 'rustance[ray]', see docs/scaling.md)")] = "local",
+    backend: Annotated[Backend, typer.Option(help="onnx: a folder made by `rustance export-onnx`")] = Backend.TORCH,
+    precision: Annotated[Precision, typer.Option(help="torch backend: bf16 is faster on CPUs with AVX512-BF16/AMX; "
+                                                      "labels may differ slightly, see reports/precision-agreement.md")
+                         ] = Precision.FP32,
+    engine: Annotated[Engine, typer.Option(help="local (resumable, this machine) or ray (a Ray cluster; "
+                                                "pip install 'rustance[ray]', see docs/scaling.md)")] = Engine.LOCAL,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     num_actors: Annotated[int, typer.Option(help="Ray engine: model replicas (actors), one CPU each by default")] = 1,
 ) -> None:
     """Label every sentence of a corpus: streaming, resumable, bad input goes to _rejects.jsonl."""
-    from rustance.inference.engine import (CorpusRunner, OutputConflict, RunOptions, Summary, configure_threads,
-                                           fingerprint)
-    from rustance.inference.readers import FORMATS, InputError, ReaderOptions, count_items, read_documents, resolve_inputs
-    from rustance.model import ModelLoadError
+    from rustance.errors import RustanceError
+    from rustance.inference.corpus import ComputeOptions, NothingLabelled, run_corpus
+    from rustance.inference.engine import RunOptions
+    from rustance.inference.readers import KeptColumn, ReaderOptions
 
-    if output_format not in ("parquet", "jsonl"):
-        _fail(f"--format must be parquet or jsonl, got {output_format!r}")
-    if backend not in ("torch", "onnx"):
-        _fail(f"--backend must be torch or onnx, got {backend!r}")
-    if precision not in ("fp32", "bf16"):
-        _fail(f"--precision must be fp32 or bf16, got {precision!r}")
-    if engine not in ("local", "ray"):
-        _fail(f"--engine must be local or ray, got {engine!r}")
-    if input_format is not None and input_format not in FORMATS:
-        _fail(f"--input-format must be one of {', '.join(FORMATS)}, got {input_format!r}")
-    options = ReaderOptions(text_column=text_column, id_column=id_column or None, input_format=input_format,
-                            max_chars=max_chars, json_items=json_items)
-    try:
-        paths = resolve_inputs(inputs or ["-"], input_format)
-    except InputError as exc:
-        _fail(str(exc))
-    if engine == "ray":
-        _predict_on_ray(model, paths, output, input_format, json_items, text_column, id_column, output_format,
-                        batch_size, threads, ray_address, num_actors)
-        return
+    _log_to_stderr()
     _quiet_transformers()
-    from rustance.inference.predictor import load
 
-    try:
-        workers, per_worker = configure_threads(workers, threads)
-    except ValueError as exc:
-        _fail(str(exc))
-    try:
-        if backend == "onnx":
-            from rustance.inference.onnx_backend import load_onnx
-
-            classifier = load_onnx(model, batch_size=batch_size, threads=per_worker)
+    def emit(entry) -> None:
+        if isinstance(entry, dict):
+            print(json.dumps(entry, ensure_ascii=False, default=str))
         else:
-            if _is_targeted(model):
-                _fail(f"{model} is a targeted-sentiment model: score RuSentNE-format files with "
-                      "`rustance evaluate`, or use rustance.load(...).predict(sentence, target=...)")
-            classifier = load(model, batch_size=batch_size, precision=precision)
-    except ModelLoadError as exc:
-        _fail(str(exc))
-    run_options = RunOptions(output_format=output_format, part_sentences=part_sentences, workers=workers)
-    model_name = _model_name(model, classifier.settings)
-    summary = Summary()
-    if output is None:
-        runner = CorpusRunner(classifier, None, run_options, model_name=model_name)
-        try:
-            for entry in runner.stream(read_documents(paths, options), summary):
-                if isinstance(entry, dict):
-                    print(json.dumps(entry, ensure_ascii=False))
-                else:
-                    typer.echo(f"rejected {entry.source}:{entry.line}: {entry.reason}", err=True)
-        except InputError as exc:
-            _fail(str(exc))
-    else:
-        settings = {"inputs": [str(Path(p).resolve()) if p != "-" else "-" for p in paths],
-                    "text_column": text_column, "id_column": id_column, "input_format": input_format,
-                    "json_items": json_items, "max_chars": max_chars, "format": output_format,
-                    "part_sentences": part_sentences,
-                    "precision": precision}
-        from rustance.progress import progress
+            typer.echo(f"rejected {entry.source}:{entry.line}: {entry.reason}", err=True)
 
-        bar = progress(count_items(paths, options), "documents", unit="doc")
-        try:
-            runner = CorpusRunner(classifier, output, run_options, fingerprint(model, settings), model_name,
-                                  progress=bar)
-            summary = runner.run(read_documents(paths, options))
-        except (OutputConflict, InputError) as exc:
-            _fail(str(exc))
-        finally:
-            bar.close()
+    try:
+        reading = ReaderOptions(text_column=text_column, id_column=id_column, input_format=input_format,
+                                max_chars=max_chars, json_items=json_items,
+                                keep_columns=tuple(KeptColumn.parse(spec) for spec in keep_column))
+        writing = RunOptions(output_format=output_format, part_sentences=part_sentences)
+        compute = ComputeOptions(engine=engine, backend=backend, precision=precision, batch_size=batch_size,
+                                 threads=threads, workers=workers, ray_address=ray_address, num_actors=num_actors)
+        summary = run_corpus(model, inputs or ["-"], output, reading=reading, writing=writing, compute=compute,
+                             emit=emit)
+    except RustanceError as exc:
+        _fail(str(exc), code=1 if isinstance(exc, NothingLabelled) else 2)
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary.reject_reasons.items()))
     console.print(f"processed {summary.documents} documents, {summary.sentences} sentences"
                   f" ({summary.truncated} truncated); rejected {summary.rejected}" + (f" ({reasons})" if reasons else "")
@@ -257,39 +218,21 @@ def predict(
                   + (f"; output in {output}" if output else ""), highlight=False)
 
 
-def _model_name(model: Path, settings: dict) -> str:
-    """What output rows record as the model: its base encoder and folder name."""
-    return settings.get("base_model", "") + f" ({model.name})"
+def _log_to_stderr() -> None:
+    """rustance's warnings (logging) as 'warning: ...' lines on stderr."""
+    import logging
 
+    class CurrentStderr(logging.StreamHandler):
+        """Writes to whatever sys.stderr is when a message comes (it is replaced under test runners)."""
 
-def _predict_on_ray(model: Path, paths: list[str], output: Path | None, input_format: str | None,
-                    json_items: str | None, text_column: str, id_column: str, output_format: str, batch_size: int,
-                    threads: int | None, ray_address: str | None, num_actors: int) -> None:
-    from rustance.inference.ray_engine import RayEngineError, RayOptions, run_ray
-    from rustance.inference.readers import ReaderOptions, _file_format
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
 
-    if output is None:
-        _fail("--engine ray writes to a folder: give --output")
-    if json_items:
-        _fail("--json-items is read by the local engine only; extract the array first (jq -c '.KEY[]' in.json)")
-    if not (model / "config.json").is_file():
-        _fail(f"{model} is not a rustance model folder (no config.json)")
-    if _is_targeted(model):
-        _fail(f"{model} is a targeted-sentiment model; corpus inference needs a stance model")
-    formats = {_file_format(p, ReaderOptions(input_format=input_format, json_items=json_items))
-               for p in paths}  # .json: array or lines
-    if len(formats) != 1:
-        _fail(f"--engine ray needs inputs of one format, got {', '.join(sorted(map(str, formats)))}")
-    options = RayOptions(input_format=formats.pop(), text_column=text_column, id_column=id_column or None,
-                         output_format=output_format, num_actors=num_actors, cpus_per_actor=threads or 1,
-                         batch_size=batch_size, address=ray_address)
-    try:
-        settings = json.loads((model / "config.json").read_text(encoding="utf-8")).get("rustance", {})
-        counts = run_ray(model, paths, output, options, model_name=_model_name(model, settings))
-    except RayEngineError as exc:
-        _fail(str(exc))
-    console.print(f"labelled {counts['sentences']} sentences; rejected {counts['rejected_documents']} documents; "
-                  f"output in {output}/rows", highlight=False)
+    logger = logging.getLogger("rustance")
+    if not any(isinstance(h, logging.StreamHandler) and type(h).__name__ == "CurrentStderr" for h in logger.handlers):
+        handler = CurrentStderr()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 @app.command()

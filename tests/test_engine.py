@@ -192,12 +192,19 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
     out = tmp_path / "killed"
     process = subprocess.Popen(command + ["--output", str(out)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        manifest = out / "_manifest.json"
-        if manifest.exists() and len(json.loads(manifest.read_text())["parts"]) >= 2:
-            break
+    manifest = out / "_manifest.json"
+
+    def parts_written() -> int:
+        try:
+            return len(json.loads(manifest.read_text())["parts"])
+        except (OSError, ValueError):  # not there yet (the manifest itself is replaced atomically)
+            return 0
+
+    # wait on what the run has written, not on a clock: until 2 parts are listed or the process has ended
+    polls = 0
+    while parts_written() < 2 and process.poll() is None and polls < 100_000:  # bound: hours, never reached
         time.sleep(0.05)
+        polls += 1
     process.send_signal(signal.SIGKILL)
     process.wait()
     parts_before = len(json.loads((out / "_manifest.json").read_text())["parts"])

@@ -65,16 +65,6 @@ def test_predict_cli_reads_a_json_export(tiny_model_dir, tmp_path):
     assert [(r["line"], r["reason"]) for r in rejects] == [(5, "text field 'text' is int, not a string")]
 
 
-def test_ray_engine_refuses_a_json_array_with_a_clear_message(tmp_path):
-    pytest.importorskip("ray")
-    from rustance.inference.ray_engine import RayEngineError, RayOptions, _read
-
-    path = tmp_path / "channel.json"
-    path.write_text('[{"text": "Первый."}]', encoding="utf-8")
-    with pytest.raises(RayEngineError, match="holds a JSON array"):
-        _read([str(path)], RayOptions(input_format="json"))
-
-
 def test_byte_order_mark_big_integers_and_counts_agree_with_reading(tmp_path):
     path = tmp_path / "bom.json"
     items = [{"id": 2**70, "text": "Первый."}, {"id": 2, "text": "Второй."}, 3]

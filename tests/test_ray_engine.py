@@ -51,7 +51,8 @@ def _assert_same(local: list[dict], distributed: list[dict]) -> None:
     assert len(local) == len(distributed) > 0
     for a, b in zip(local, distributed):
         assert set(a) == set(b)
-        for key in ("doc_id", "sentence_index", "start", "end", "sentence", "sentiment", "truncated", "model"):
+        for key in ("doc_id", "source", "line", "sentence_index", "start", "end", "sentence", "sentiment", "truncated",
+                    "model"):
             assert a[key] == b[key], key
         assert [t["topic"] for t in a["topics"]] == [t["topic"] for t in b["topics"]]
         assert [t["stance"] for t in a["topics"]] == [t["stance"] for t in b["topics"]]
@@ -63,8 +64,8 @@ def test_ray_engine_matches_local_engine(local_ray, tiny_model_dir, corpus, tmp_
     local = _local_rows(tiny_model_dir, corpus, tmp_path / "local")
     distributed = _ray_rows(tiny_model_dir, corpus, tmp_path / "ray", "--num-actors", "2")
     _assert_same(local, distributed)
-    rejects = list((tmp_path / "ray" / "rejects").glob("*.json"))
-    assert sum(len(p.read_text().splitlines()) for p in rejects) == 1  # the blank document
+    rejects = [json.loads(line) for p in (tmp_path / "ray" / "rejects").glob("*.json") for line in p.read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [(len(DOCS) * 3 + 1, "empty document")]
 
 
 def test_crashed_actor_is_restarted_and_output_complete(local_ray, tiny_model_dir, corpus, tmp_path, monkeypatch):
@@ -83,3 +84,51 @@ def test_ray_engine_refuses_non_empty_output(local_ray, tiny_model_dir, corpus, 
                                  str(tmp_path / "out"), "--engine", "ray"])
     assert result.exit_code == 2
     assert "not empty" in result.output
+
+
+def test_bad_lines_are_rejected_like_the_local_engine_and_a_failed_run_can_be_rerun(local_ray, tiny_model_dir, tmp_path):
+    good = [json.dumps({"id": f"g{i}", "text": t}, ensure_ascii=False).encode() for i, t in enumerate(DOCS[:3])]
+    lines = [good[0], b'{"id": "broken", "text": ', '{"id": "u", "text": "'.encode() + b"\xff" + b'"}',
+             b'{"id": "s", "text": "\\ud800"}', good[1], good[2]]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (folder / "b.csv").write_text(f'id,text\nc1,"{DOCS[3]}"\nc2,"too",many,fields\n', encoding="utf-8")
+    out = tmp_path / "ray"
+    distributed = _ray_rows(tiny_model_dir, folder, out)
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(folder), "--output", str(tmp_path / "local")])
+    assert result.exit_code == 0, result.output
+    local = sorted(iter_rows(tmp_path / "local"), key=lambda r: (r["doc_id"], r["sentence_index"]))
+    _assert_same(local, distributed)
+    ray_rejects = sorted((Path(r["source"]).name, r["line"], r["reason"]) for p in (out / "rejects").glob("*.json")
+                         for r in map(json.loads, p.read_text().splitlines()))
+    local_rejects = sorted((Path(r["source"]).name, r["line"], r["reason"]) for r in
+                           map(json.loads, (tmp_path / "local" / "_rejects.jsonl").read_text().splitlines()))
+    assert ray_rejects == local_rejects and len(ray_rejects) == 4
+    # a run that did not finish (here: marked unfinished, its rows partly lost) is run again into its folder
+    manifest = json.loads((out / "_manifest.json").read_text())
+    manifest["complete"] = False
+    (out / "_manifest.json").write_text(json.dumps(manifest))
+    for path in list((out / "rows").iterdir())[:1]:
+        path.unlink()
+    _assert_same(local, _ray_rows(tiny_model_dir, folder, out))
+
+
+def test_ray_engine_keeps_columns(local_ray, tiny_model_dir, tmp_path):
+    rows = [{"id": "a", "text": DOCS[0], "date": "2024-03-01T10:00:00+03:00", "channel": "mid"},
+            {"id": "b", "text": DOCS[1], "date": "вчера", "channel": "tass"},
+            {"id": "c", "text": DOCS[2]}]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    extra = ["--keep-column", "date", "--keep-column", "channel"]
+    distributed = _ray_rows(tiny_model_dir, path, tmp_path / "ray", *extra)
+    result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(path), "--output",
+                                 str(tmp_path / "local"), *extra])
+    assert result.exit_code == 0, result.output
+    local = sorted(iter_rows(tmp_path / "local"), key=lambda r: (r["doc_id"], r["sentence_index"]))
+    assert [(r["doc_id"], r["date"], r["date_raw"], r["channel"]) for r in distributed] == \
+        [(r["doc_id"], r["date"], r["date_raw"], r["channel"]) for r in local]
+    assert distributed[0]["date"].isoformat() == "2024-03-01T07:00:00"
+    manifest = json.loads((tmp_path / "ray" / "_manifest.json").read_text())
+    assert manifest["totals"]["dates_unparsed"] == {"date": 1}
+    assert manifest["totals"]["kept_missing"] == {"date": 1, "channel": 1}
