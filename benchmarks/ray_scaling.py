@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def write_corpus(path: Path, n: int, corpora: Path) -> int:
     from rustance.corpora import iter_documents
-    from rustance.inference.engine import document_sentences
+    from rustance.text import split_sentences
 
     sentences = 0
     with open(path, "w", encoding="utf-8") as out:
@@ -33,7 +33,7 @@ def write_corpus(path: Path, n: int, corpora: Path) -> int:
             if i >= n:
                 break
             out.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-            sentences += len(document_sentences(doc_id, text))
+            sentences += len(split_sentences(text))
     return sentences
 
 

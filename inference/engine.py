@@ -394,7 +394,7 @@ class CorpusRunner:
             os.replace(tmp, self.output_dir / name)
         else:
             _atomic_write(self.output_dir / name,
-                          "".join(json.dumps(r, ensure_ascii=False, default=_json_value) + "\n" for r in rows).encode())
+                          "".join(json.dumps(r, ensure_ascii=False, default=json_value) + "\n" for r in rows).encode())
         reject_name = f"_part-{number:05d}.rejects.jsonl"
         _atomic_write(self.output_dir / reject_name,
                       "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
@@ -549,7 +549,7 @@ class CorpusRunner:
         os.replace(tmp, target)
 
 
-def _json_value(value):
+def json_value(value):
     """JSON for values json cannot write itself (kept dates: ISO 8601)."""
     if hasattr(value, "isoformat"):
         return value.isoformat()

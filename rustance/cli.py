@@ -188,7 +188,7 @@ def predict(
     """Label every sentence of a corpus: streaming, resumable, bad input goes to _rejects.jsonl."""
     from rustance.errors import RustanceError
     from rustance.inference.corpus import ComputeOptions, NothingLabelled, run_corpus
-    from rustance.inference.engine import RunOptions
+    from rustance.inference.engine import RunOptions, json_value
     from rustance.inference.readers import KeptColumn, ReaderOptions
 
     _log_to_stderr()
@@ -196,7 +196,7 @@ def predict(
 
     def emit(entry) -> None:
         if isinstance(entry, dict):
-            print(json.dumps(entry, ensure_ascii=False, default=str))
+            print(json.dumps(entry, ensure_ascii=False, default=json_value))
         else:
             typer.echo(f"rejected {entry.source}:{entry.line}: {entry.reason}", err=True)
 
