@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 
 from rustance.errors import RustanceError
-from rustance.inference.engine import (CorpusRunner, OutputConflict, OutputFolder, RunOptions, Summary, _positive,
+from rustance.inference.engine import (CorpusRunner, OutputConflict, OutputFolder, RunOptions, Summary, check_positive,
                                        configure_threads, output_schema, weights_digest, write_error)
 from rustance.inference.readers import (InputError, ReaderOptions, Reject, count_items, read_documents,
                                         resolve_inputs)
@@ -68,7 +68,7 @@ class ComputeOptions:
         object.__setattr__(self, "engine", _enum(Engine, self.engine, "engine"))
         object.__setattr__(self, "backend", _enum(Backend, self.backend, "backend"))
         object.__setattr__(self, "precision", _enum(Precision, self.precision, "precision"))
-        _positive(self, batch_size=self.batch_size, threads=self.threads, workers=self.workers,
+        check_positive(batch_size=self.batch_size, threads=self.threads, workers=self.workers,
                   num_actors=self.num_actors)
 
 

@@ -66,7 +66,7 @@ class OutputFormat(str, Enum):
     JSONL = "jsonl"
 
 
-def _positive(owner: object, **values: int | None) -> None:
+def check_positive(**values: int | None) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InputError(f"--{name.replace('_', '-')} must be a whole number of at least 1, got {value!r}")
@@ -83,7 +83,7 @@ class RunOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "output_format", OutputFormat(self.output_format))
-        _positive(self, window=self.window, workers=self.workers, part_sentences=self.part_sentences)
+        check_positive(window=self.window, workers=self.workers, part_sentences=self.part_sentences)
 
 
 @dataclass
@@ -109,7 +109,7 @@ class Summary:
 TOTAL_KEYS = ("documents", "sentences", "rejected", "truncated", "duplicate_ids")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
@@ -147,7 +147,7 @@ def configure_threads(workers: int | None = None, threads: int | None = None) ->
     """
     import torch
 
-    _positive(None, workers=workers, threads=threads)
+    check_positive(workers=workers, threads=threads)
     threads = available_cores() if threads is None else threads
     workers = min(2, threads) if workers is None else workers
     per_worker = max(1, threads // workers)
@@ -265,7 +265,7 @@ class OutputFolder:
                 holder = "holder unknown"
             raise OutputConflict(f"{self.path} is in use by another rustance run ({holder}); wait for it to "
                                  "finish or choose another --output") from None
-        _atomic_write(self.path / OWNER, json.dumps({
+        atomic_write(self.path / OWNER, json.dumps({
             "pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": " ".join(sys.argv)}, ensure_ascii=False).encode())
 
@@ -343,7 +343,7 @@ class CorpusRunner:
                 for name, count in part.get(key, {}).items():
                     totals[key][name] = totals[key].get(name, 0) + count
         manifest["totals"] = totals
-        _atomic_write(self.output_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+        atomic_write(self.output_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
 
     # --- labelling ------------------------------------------------------------------------------
     def _labelled(self, chunks: Iterable[tuple]) -> Iterator[tuple[tuple, list[dict]]]:
@@ -393,10 +393,10 @@ class CorpusRunner:
             pq.write_table(table, tmp)
             os.replace(tmp, self.output_dir / name)
         else:
-            _atomic_write(self.output_dir / name,
+            atomic_write(self.output_dir / name,
                           "".join(json.dumps(r, ensure_ascii=False, default=json_value) + "\n" for r in rows).encode())
         reject_name = f"_part-{number:05d}.rejects.jsonl"
-        _atomic_write(self.output_dir / reject_name,
+        atomic_write(self.output_dir / reject_name,
                       "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
         return {"name": name, "rejects": reject_name, "items": list(items), "rows": len(rows),
                 "sentences": len(rows), "rejected": len(rejects), **stats}

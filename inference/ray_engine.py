@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rustance import __version__
 from rustance.errors import RustanceError
-from rustance.inference.engine import (MANIFEST, OWN_FILES, OutputConflict, OutputFolder, Summary, _atomic_write,
+from rustance.inference.engine import (MANIFEST, OWN_FILES, OutputConflict, OutputFolder, Summary, atomic_write,
                                        document_sentences, label_rows, output_schema)
 from rustance.inference.readers import ColumnKind, Document, ReaderOptions, read_file
 
@@ -177,8 +177,8 @@ def run_ray(model_dir: Path, paths: list[str], output: Path, reading: ReaderOpti
                               "weights_sha256": fingerprint.get("weights_sha256")},
                     "schema": {f.name: str(f.type) for f in schema},
                     "kept_columns": [{"name": c.name, "kind": c.kind.value} for c in reading.keep_columns],
-                    "complete": False, "inputs": stats, "totals": {}}
-        _atomic_write(output / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+                    "parts": [], "complete": False, "inputs": stats, "totals": {}}
+        atomic_write(output / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
         if not ray.is_initialized():
             ray.init(address=compute.ray_address, ignore_reinit_error=True, include_dashboard=False,
                      log_to_driver=False)
@@ -208,9 +208,10 @@ def run_ray(model_dir: Path, paths: list[str], output: Path, reading: ReaderOpti
             ["source", "line", "reason", "excerpt", "file_level"])
         rejects.write_json(str(output / "rejects"))
         summary = _summarise(output, reading, writing.output_format.value)
+        manifest["parts"] = _row_files(output)
         manifest["totals"] = summary.totals
         manifest["complete"] = True
-        _atomic_write(output / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+        atomic_write(output / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
         summary.seconds = time.time() - started
         return summary
 
@@ -259,6 +260,21 @@ def _summarise(output: Path, reading: ReaderOptions, fmt: str) -> Summary:
                       "truncated": summary.truncated, "duplicate_ids": summary.duplicate_ids,
                       "kept_missing": summary.kept_missing, "dates_unparsed": summary.dates_unparsed}
     return summary
+
+
+def _row_files(output: Path) -> list[dict]:
+    """The row files Ray wrote (``rows/...``, in name order) with their row counts, for the manifest's
+    ``parts`` (so readers of local-engine folders, e.g. ``iter_rows`` and ``rustance summarize``, read them)."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for path in sorted((output / "rows").iterdir()) if (output / "rows").is_dir() else []:
+        if path.suffix == ".parquet":
+            parts.append({"name": f"rows/{path.name}", "rows": pq.ParquetFile(path).metadata.num_rows})
+        elif path.suffix in (".json", ".jsonl"):
+            with open(path, "rb") as handle:
+                parts.append({"name": f"rows/{path.name}", "rows": sum(1 for line in handle if line.strip())})
+    return parts
 
 
 def read_rows(folder: str | Path) -> list[dict]:

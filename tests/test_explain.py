@@ -9,6 +9,7 @@ from conftest import TOY
 from rustance import load
 from rustance.explain import add_explanations, explain_predictions, explained_schema, occlusion, without, words_of
 from rustance.inference.engine import document_sentences, label_rows, output_schema
+from rustance.inference.readers import Document
 
 
 def cue_stance(texts, contexts):
@@ -45,7 +46,7 @@ def test_words_and_deletion():
 
 def test_real_model_weights_are_probability_drops(tiny_model_dir):
     classifier = load(tiny_model_dir)
-    sentences = document_sentences("d1", " ".join(t for t, _, _ in TOY[:4]))
+    sentences = document_sentences(Document("d1", " ".join(t for t, _, _ in TOY[:4]), "test", 1))
     rows = label_rows(classifier, sentences, "tiny")
     for row in rows:  # make sure something is explained whatever the untrained model says
         if not row["topics"]:

@@ -130,5 +130,6 @@ def test_ray_engine_keeps_columns(local_ray, tiny_model_dir, tmp_path):
         [(r["doc_id"], r["date"], r["date_raw"], r["channel"]) for r in local]
     assert distributed[0]["date"].isoformat() == "2024-03-01T07:00:00"
     manifest = json.loads((tmp_path / "ray" / "_manifest.json").read_text())
+    assert sorted(iter_rows(tmp_path / "ray"), key=lambda r: (r["doc_id"], r["sentence_index"])) == distributed
     assert manifest["totals"]["dates_unparsed"] == {"date": 1}
     assert manifest["totals"]["kept_missing"] == {"date": 1, "channel": 1}

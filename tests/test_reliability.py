@@ -265,16 +265,16 @@ def test_unusable_output_folders_are_refused_before_the_model_loads(tiny_model_d
 
 def test_disk_full_during_a_run_is_one_clear_error(tiny_model_dir, tmp_path, monkeypatch):
     data = _jsonl(tmp_path / "in.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(DOCS)])
-    original = engine._atomic_write
+    original = engine.atomic_write
 
     def full(path, data):
         if path.name.startswith("_part-00001"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return original(path, data)
 
-    monkeypatch.setattr(engine, "_atomic_write", full)
+    monkeypatch.setattr(engine, "atomic_write", full)
     result = _predict(tiny_model_dir, [data], tmp_path / "out", "--part-sentences", "2", "--format", "jsonl")
     assert result.exit_code == 2 and "no space left on the disk" in result.output and "resume" in result.output
-    monkeypatch.setattr(engine, "_atomic_write", original)
+    monkeypatch.setattr(engine, "atomic_write", original)
     assert _predict(tiny_model_dir, [data], tmp_path / "out", "--part-sentences", "2", "--format", "jsonl").exit_code == 0
     assert len({r["doc_id"] for r in iter_rows(tmp_path / "out")}) == len(DOCS)

@@ -185,8 +185,8 @@ def test_refuses_a_mix_of_models(tmp_path):
 
 
 def test_refuses_missing_columns_and_empty_output(tmp_path, labelled):
-    message = _error([labelled, "--by", "month", "--by", "source", "--out", tmp_path / "s"])
-    assert "no 'source' column" in message and "kept columns: date, date_raw, channel" in message
+    message = _error([labelled, "--by", "month", "--by", "region", "--out", tmp_path / "s"])
+    assert "no 'region' column" in message and "kept columns: date, date_raw, channel" in message
     undated = write_predict_output(tmp_path / "nodates", [{}], {"channel": pa.string()})
     assert "--keep-column date" in _error([undated, "--by", "week", "--out", tmp_path / "s"])
     assert "one period at most" in _error([labelled, "--by", "week", "--by", "month", "--out", tmp_path / "s"])
