@@ -186,7 +186,7 @@ def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict
     sentence's :meth:`SentencePrediction.to_row` and the model name and rustance version."""
     topic, stance, sentiment, truncated = classifier.probabilities(
         [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True)
-    predictions = classifier.decode([s[4] for s in sentences], topic, stance, sentiment, truncated)
+    predictions = classifier.decode([s[4] for s in sentences], topic, stance, sentiment, truncated, every_topic=False)
     rows = []
     for (head, index, start, end, _, _), prediction in zip(sentences, predictions):
         prediction.start, prediction.end = start, end

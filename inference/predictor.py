@@ -161,23 +161,28 @@ class Classifier:
             return []
         return self.decode(texts, *self.probabilities(list(texts), contexts, with_truncation=True))
 
-    def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor,
-               sentiment: torch.Tensor, truncated: list[bool] | None = None) -> list[SentencePrediction]:
-        """Turn probability tensors (from :meth:`probabilities`) into predictions."""
+    def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor, sentiment: torch.Tensor,
+               truncated: list[bool] | None = None, every_topic: bool = True) -> list[SentencePrediction]:
+        """Turn probability tensors (from :meth:`probabilities`) into predictions (``every_topic=False``: leave
+        ``all_topics`` empty, which the corpus engines do not need)."""
         chosen = self.chosen_topics(topic)
-        topic_p, stance_p, sentiment_p = topic.tolist(), stance.tolist(), sentiment.tolist()
+        stance = stance.float().numpy()
+        sentiment = sentiment.float().numpy()
+        topic_p, sentiment_p = topic.float().numpy().tolist(), sentiment.tolist()
+        stance_best, sentiment_best = stance.argmax(-1).tolist(), sentiment.argmax(-1).tolist()
+        ids = [t.id for t in self.topics]
         results = []
         for i, text in enumerate(texts):
-            every = []
-            for j, t in enumerate(self.topics):
-                probs = dict(zip(STANCES, stance_p[i][j]))
-                every.append(TopicStance(t.id, topic_p[i][j], max(probs, key=probs.get), probs))
-            sent_probs = dict(zip(SENTIMENTS, sentiment_p[i]))
+            def entry(j: int) -> TopicStance:
+                return TopicStance(ids[j], topic_p[i][j], STANCES[stance_best[i][j]],
+                                   dict(zip(STANCES, stance[i, j].tolist())))
+
+            every = [entry(j) for j in range(len(ids))] if every_topic else []
             results.append(SentencePrediction(
                 text=text,
-                topics=[every[j] for j in chosen[i]],
-                sentiment=max(sent_probs, key=sent_probs.get),
-                sentiment_probabilities=sent_probs,
+                topics=[every[j] for j in chosen[i]] if every_topic else [entry(j) for j in chosen[i]],
+                sentiment=SENTIMENTS[sentiment_best[i]],
+                sentiment_probabilities=dict(zip(SENTIMENTS, sentiment_p[i])),
                 all_topics=every,
                 truncated=bool(truncated[i]) if truncated is not None else False,
             ))
@@ -188,8 +193,9 @@ class Classifier:
         0.5 by default), most probable first."""
         thresholds = np.array([self.thresholds.get(t.id, 0.5) for t in self.topics])
         probabilities = topic.double().numpy()
-        return [[int(j) for j in found[np.argsort(-row[found], kind="stable")]]
-                for row, found in ((row, np.flatnonzero(row >= thresholds)) for row in probabilities)]
+        above = (probabilities >= thresholds).tolist()
+        order = np.argsort(-probabilities, axis=1, kind="stable").tolist()
+        return [[j for j in row if keep[j]] for row, keep in zip(order, above)]
 
     def predict_document(self, text: str) -> list[SentencePrediction]:
         """Split Russian text into sentences (razdel) and label each, with offsets and context."""
