@@ -155,6 +155,9 @@ def run_corpus(model: str | Path, inputs: Sequence[str] = ("-",), output: str | 
                               manifest_extra={"engine": Engine.LOCAL.value, "model": {
                                   "name": model_name(model), "path": str(model.resolve()),
                                   "weights_sha256": weights_digest(model)}})
+        stats = input_stats(paths)
+        if output is not None and runner.up_to_date(stats):  # nothing to label: no model, no counting
+            return _report(runner.run([], input_stats=stats))
         workers, per_worker = configure_threads(compute.workers, compute.threads)
         runner.classifier = _load_classifier(model, compute, per_worker)
         runner.options = RunOptions(writing.output_format, writing.window, workers, writing.part_sentences)
@@ -168,7 +171,7 @@ def run_corpus(model: str | Path, inputs: Sequence[str] = ("-",), output: str | 
         bar = progress_bar(count_items(paths, reading), "documents", unit="doc") if progress else None
         runner.progress = bar
         try:
-            summary = runner.run(read_documents(paths, reading), input_stats=input_stats(paths))
+            summary = runner.run(read_documents(paths, reading), input_stats=stats)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS) or (
                     exc.filename and Path(str(exc.filename)).resolve().is_relative_to(Path(output).resolve())):

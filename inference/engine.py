@@ -399,7 +399,8 @@ class CorpusRunner:
         atomic_write(self.output_dir / reject_name,
                       "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode())
         return {"name": name, "rejects": reject_name, "items": list(items), "rows": len(rows),
-                "sentences": len(rows), "rejected": len(rejects), **stats}
+                "sentences": len(rows), "rejected": len(rejects), "truncated": sum(r["truncated"] for r in rows),
+                **stats}
 
     # --- the run --------------------------------------------------------------------------------
     def _chunks(self, items: Iterable[Document | Reject], skip: int, summary: Summary,
@@ -487,7 +488,7 @@ class CorpusRunner:
         parts = self.manifest["parts"]
         done_items = parts[-1]["items"][1] if parts else 0
         expected = parts[-1]["hash"] if parts else None
-        if self.manifest.get("complete") and input_stats is not None and input_stats == self.manifest.get("inputs"):
+        if self.up_to_date(input_stats):
             summary.skipped_items = done_items
             self._finish(summary, started)
             return summary
@@ -510,6 +511,12 @@ class CorpusRunner:
         self.manifest["inputs"] = input_stats
         self._finish(summary, started)
         return summary
+
+    def up_to_date(self, input_stats: list | None) -> bool:
+        """Whether the folder holds a complete run over input files of the same size and modification time
+        (then :meth:`run` only rewrites a missing rejects file: no model or input is needed)."""
+        return bool(self.manifest.get("complete")) and input_stats is not None and \
+            input_stats == self.manifest.get("inputs")
 
     def _finish(self, summary: Summary, started: float) -> None:
         """Write the whole run's rejects file, then mark the run complete (in this order, so a run killed in

@@ -103,6 +103,7 @@ def test_long_sentence_is_truncated_and_flagged(tiny_model_dir, tmp_path):
     rows = list(iter_rows(tmp_path / "out"))
     assert rows[0]["doc_id"] == "long" and rows[0]["truncated"] is True
     assert not any(r["truncated"] for r in rows[1:])
+    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["totals"]["truncated"] == 1
 
 
 def test_clear_errors_before_any_work(tiny_model_dir, tiny_encoder_dir, tmp_path):

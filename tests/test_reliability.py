@@ -117,10 +117,15 @@ def test_csv_and_parquet_on_stdin(tiny_model_dir, tmp_path):
     assert {json.loads(line)["doc_id"] for line in result.stdout.splitlines() if line.startswith("{")} == {"p1"}
 
 
-def test_resume_notices_changed_input(tiny_model_dir, tmp_path):
+def test_resume_notices_changed_input(tiny_model_dir, tmp_path, monkeypatch):
     data = _jsonl(tmp_path / "in.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(DOCS)])
     out = tmp_path / "out"
     assert _predict(tiny_model_dir, [data], out).exit_code == 0
+    # unchanged files (size, modification time): done at once, without loading the model
+    with monkeypatch.context() as patch:
+        patch.setattr(corpus, "_load_classifier", lambda *a, **k: pytest.fail("model loaded for a finished run"))
+        result = _predict(tiny_model_dir, [data], out)
+        assert result.exit_code == 0 and "skipped 6 items" in result.output
     # appended items are labelled by the rerun
     with open(data, "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"id": "new", "text": DOCS[0]}, ensure_ascii=False) + "\n")
