@@ -283,3 +283,22 @@ def test_disk_full_during_a_run_is_one_clear_error(tiny_model_dir, tmp_path, mon
     monkeypatch.setattr(engine, "atomic_write", original)
     assert _predict(tiny_model_dir, [data], tmp_path / "out", "--part-sentences", "2", "--format", "jsonl").exit_code == 0
     assert len({r["doc_id"] for r in iter_rows(tmp_path / "out")}) == len(DOCS)
+
+
+def test_ray_reading_tasks_use_the_local_readers(tmp_path):
+    """What each Ray reading task yields (no cluster needed): JSON arrays under --json-items, kept columns,
+    rejects with file and line, file-level rejects."""
+    from rustance.inference.ray_engine import read_items
+    from rustance.inference.readers import KeptColumn
+
+    export = {"messages": [{"id": 1, "text": DOCS[0], "date": "2024-03-01"}, {"id": 2, "text": 5}]}
+    (tmp_path / "result.json").write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    reading = ReaderOptions(json_items="messages", keep_columns=(KeptColumn.parse("date"),))
+    paths = [str(tmp_path / "result.json"), str(tmp_path / "bad.parquet")]
+    rows = [r for table in read_items({"path": paths, "source": ["result.json", "bad.parquet"]}, reading)
+            for r in table.to_pylist()]
+    assert [(r["document"], r["source"], r["line"], r["file_level"]) for r in rows] == [
+        (True, "result.json", 1, False), (False, "result.json", 2, False), (False, "bad.parquet", 0, True)]
+    assert rows[0]["doc_id"] == "1" and rows[0]["date"].isoformat() == "2024-03-01T00:00:00"
+    assert "not a string" in rows[1]["reason"] and "not a readable Parquet file" in rows[2]["reason"]
