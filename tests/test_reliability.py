@@ -302,3 +302,27 @@ def test_ray_reading_tasks_use_the_local_readers(tmp_path):
         (True, "result.json", 1, False), (False, "result.json", 2, False), (False, "bad.parquet", 0, True)]
     assert rows[0]["doc_id"] == "1" and rows[0]["date"].isoformat() == "2024-03-01T00:00:00"
     assert "not a string" in rows[1]["reason"] and "not a readable Parquet file" in rows[2]["reason"]
+
+
+def test_a_run_is_refused_while_another_process_holds_the_folder(tiny_model_dir, tmp_path):
+    """The lock across processes: a separate process takes the folder as predict does and waits on its stdin;
+    a `rustance predict` process is refused, naming it; once it exits, the run goes ahead."""
+    import subprocess
+
+    data = _jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": DOCS[0]}])
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom rustance.inference.engine import OutputFolder\n"
+                               "folder = OutputFolder(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.read()",
+                               str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "rustance.cli", "predict", "--model", str(tiny_model_dir), str(data),
+               "--output", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    try:
+        assert holder.stdout.readline().strip() == "held"  # the other process holds the lock now
+        second = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert second.returncode == 2
+        assert f"error: {out} is in use by another rustance run (process {holder.pid}" in second.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
