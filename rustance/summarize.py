@@ -324,15 +324,23 @@ def summarize(folders: Sequence[str | Path], by: Sequence[str], out: str | Path,
     period, groups = split_by(by)
     if min_sentences < 1:
         raise SummarizeError(f"--min-sentences must be at least 1, got {min_sentences}")
+    import duckdb
+
     corpus = Corpus(folders, threads=threads, memory_limit=memory_limit)
     corpus.check_columns(period, groups, date_column)
-    result = write_summary(corpus, period, groups, out, date_column)
-    if html is not None:
-        from rustance.report import write_report
+    try:
+        result = write_summary(corpus, period, groups, out, date_column)
+        if html is not None:
+            from rustance.report import write_report
 
-        result.attribution = write_report(corpus, period, list(groups), Path(html), date_column, min_sentences,
-                                          attribution)
-        result.files.append(str(html))
+            result.attribution = write_report(corpus, period, list(groups), Path(html), date_column,
+                                              min_sentences, attribution)
+            result.files.append(str(html))
+    except duckdb.Error as exc:  # a damaged part, a full disk...
+        raise SummarizeError(f"summarizing {', '.join(str(s.path) for s in corpus.sources)} failed: "
+                             f"{str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise SummarizeError(f"cannot write the summary: {exc}") from None
     return result
 
 

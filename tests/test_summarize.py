@@ -273,3 +273,10 @@ def test_an_unfinished_run_is_summarized_with_a_note(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"note: the run in {folder} has not finished" in result.output
     assert pd.read_parquet(tmp_path / "summary" / "volume.parquet").sentences.sum() == 8
+
+
+def test_unwritable_outputs_are_one_error_line(labelled, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    assert "is a file" in _error([labelled, "--out", tmp_path / "afile"])
+    assert "cannot write the summary" in _error([labelled, "--out", tmp_path / "s", "--html",
+                                                 tmp_path / "afile" / "report.html"])
