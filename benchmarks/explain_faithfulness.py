@@ -5,10 +5,10 @@
 
 For every sentence (with its previous sentence as context) and every topic the model finds in it, the chosen
 stance's probability is computed on the sentence, on the sentence without its 3 top-attributed words (by
-occlusion), and on the sentence without 3 words drawn at random (RANDOM_DRAWS draws, averaged). A faithful
+occlusion, and by Integrated Gradients with --methods ig), and on the sentence without 3 words drawn at random (RANDOM_DRAWS draws, averaged). A faithful
 explanation makes the first drop larger than the second. Sentences with fewer than 4 words are left out (3
-random words would be nearly all of them). Cost: wall time of the model's plain labelling of the sentences vs
-the occlusion of the explained ones, on this machine's CPU threads.
+random words would be nearly all of them). Cost: wall time of each method over the explained sentences vs
+the model's plain labelling of all sentences, on this machine's CPU threads.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
     parser.add_argument("--limit", type=int, help="first N sentences only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", choices=["occlusion", "ig"], default=["occlusion", "ig"])
+    parser.add_argument("--ig-steps", type=int, default=20)
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -58,62 +60,66 @@ def main() -> None:
     keep = [i for i in range(len(texts)) if len(words[i]) >= TOP + 1 and chosen[i]]
     targets = [[(j, int(stance[i, j].argmax())) for j in chosen[i]] if i in set(keep) else [] for i in range(len(texts))]
 
-    started = time.perf_counter()
-    found = occlusion(texts, targets, classifier_stance(classifier), contexts, top_k=TOP, full=stance,
-                      positive_only=False)
-    explaining = time.perf_counter() - started
+    pairs = [(i, j, k) for i in keep for j, k in targets[i]]
+    draws = []  # RANDOM_DRAWS random word sets per pair, shared by the methods
+    for i, _, _ in pairs:
+        draws.append([without(texts[i], [words[i][p][:2] for p in rng.choice(len(words[i]), size=TOP, replace=False)])
+                      for _ in range(RANDOM_DRAWS)])
+    random_p = classifier.probabilities([d for ds in draws for d in ds],
+                                        [contexts[i] for i, _, _ in pairs for _ in range(RANDOM_DRAWS)])[1]
+    random_p = random_p.double().numpy().reshape(len(pairs), RANDOM_DRAWS, *random_p.shape[1:])
+    random_drop = np.array([stance[i, j, k] - random_p[n, :, j, k].mean() for n, (i, j, k) in enumerate(pairs)])
+    methods = {"occlusion": lambda: occlusion(texts, targets, classifier_stance(classifier), contexts, top_k=TOP,
+                                              full=stance, positive_only=False)}
+    if "ig" in args.methods:
+        from rustance.explain import integrated_gradients
 
-    deleted, owners = [], []  # sentences with words removed: top-3, then RANDOM_DRAWS random draws, per target
-    for i in keep:
-        for (j, k), top in zip(targets[i], found[i]):
-            spans = [(w.start, w.end) for w in top]
-            deleted.append(without(texts[i], spans))
-            for _ in range(RANDOM_DRAWS):
-                pick = rng.choice(len(words[i]), size=TOP, replace=False)
-                deleted.append(without(texts[i], [words[i][p][:2] for p in pick]))
-            owners.append((i, j, k))
-    probabilities = classifier.probabilities(deleted, [contexts[i] for i, _, _ in owners
-                                                      for _ in range(1 + RANDOM_DRAWS)])[1].double().numpy()
-    top_drop, random_drop = [], []
-    for n, (i, j, k) in enumerate(owners):
-        rows = probabilities[n * (1 + RANDOM_DRAWS) : (n + 1) * (1 + RANDOM_DRAWS), j, k]
-        top_drop.append(stance[i, j, k] - rows[0])
-        random_drop.append(stance[i, j, k] - rows[1:].mean())
-    top_drop, random_drop = np.array(top_drop), np.array(random_drop)
-    difference = top_drop - random_drop
-    low, high = bootstrap(difference, rng)
+        methods["integrated gradients"] = lambda: integrated_gradients(
+            classifier, texts, targets, contexts, top_k=TOP, steps=args.ig_steps, positive_only=False)
+    measured = {}
+    for name, explain in methods.items():
+        started = time.perf_counter()
+        found = explain()
+        seconds = time.perf_counter() - started
+        deleted = [without(texts[i], [(w.start, w.end) for w in top]) for i in keep for top in found[i]]
+        p = classifier.probabilities(deleted, [contexts[i] for i, _, _ in pairs])[1].double().numpy()
+        top_drop = np.array([stance[i, j, k] - p[n, j, k] for n, (i, j, k) in enumerate(pairs)])
+        difference = top_drop - random_drop
+        measured[name] = (top_drop, difference, bootstrap(difference, rng), seconds)
     n_words = np.mean([len(words[i]) for i in keep])
-    stances = np.bincount([k for _, _, k in owners], minlength=len(STANCES))
+    stances = np.bincount([k for _, _, k in pairs], minlength=len(STANCES))
+    per_sentence = 1000 * plain / len(texts)
     lines = [
-        "# Explanation faithfulness: deletion test (word occlusion)",
+        "# Explanation faithfulness: deletion test",
         "",
         f"Command: `python benchmarks/explain_faithfulness.py --model {args.model} --data {args.data}"
-        + (f" --limit {args.limit}" if args.limit else "") + (f" --report {args.report}`" if args.report else "`"),
+        + (f" --limit {args.limit}" if args.limit else "") + f" --methods {' '.join(args.methods)}"
+        + (f" --report {args.report}`" if args.report else "`"),
         "",
         f"Model: `{args.model}` ({classifier.settings.get('base_model', '?')}). Data: {len(records)} sentences of "
-        f"`{args.data}`; {len(keep)} have a predicted topic and at least {TOP + 1} words, giving {len(owners)} "
-        f"(sentence, topic) pairs (predicted stances: "
-        + ", ".join(f"{s} {c}" for s, c in zip(STANCES, stances)) + ").",
+        f"`{args.data}`; {len(keep)} have a predicted topic and at least {TOP + 1} words, giving {len(pairs)} "
+        f"(sentence, topic) pairs (predicted stances: " + ", ".join(f"{s} {c}" for s, c in zip(STANCES, stances)) + ").",
         "",
-        f"Drop in the probability of the predicted stance when {TOP} words are deleted (mean over pairs; random: "
-        f"mean of {RANDOM_DRAWS} draws per pair):",
+        f"Drop in the probability of the predicted stance when the {TOP} top-attributed words are deleted, against "
+        f"{TOP} random words ({RANDOM_DRAWS} draws per pair, averaged; the same draws for every method). Cost: wall "
+        f"time of the explanations on this machine's CPU, per explained sentence ({n_words:.1f} words on average), "
+        f"and as a multiple of plain labelling ({per_sentence:.1f} ms per sentence for all {len(texts)} sentences):",
         "",
-        "| words deleted | mean drop | median drop |",
-        "| --- | --- | --- |",
-        f"| top {TOP} by occlusion | {top_drop.mean():.4f} | {np.median(top_drop):.4f} |",
-        f"| {TOP} at random | {random_drop.mean():.4f} | {np.median(random_drop):.4f} |",
-        "",
-        f"Top-{TOP} minus random: {difference.mean():.4f} (95 % bootstrap interval {low:.4f} .. {high:.4f}); the "
-        f"top-{TOP} deletion lowers the stance probability more than the random one in "
-        f"{100 * np.mean(difference > 0):.1f} % of the pairs.",
-        "",
-        f"Cost on this machine ({len(keep)} explained sentences, {n_words:.1f} words on average): plain labelling "
-        f"of all {len(texts)} sentences took {plain:.2f} s ({1000 * plain / len(texts):.1f} ms per sentence); "
-        f"occlusion of the {len(keep)} explained ones took {explaining:.2f} s "
-        f"({1000 * explaining / max(len(keep), 1):.1f} ms per explained sentence, "
-        f"{explaining / max(len(keep), 1) / (plain / len(texts)):.0f}× a plain labelling), since every word "
-        "is one more model input. Integrated Gradients (Captum) was not measured.",
+        "| words deleted | mean drop | median drop | top minus random (95 % bootstrap) | top drop larger | "
+        "cost per explained sentence |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {TOP} at random | {random_drop.mean():.4f} | {np.median(random_drop):.4f} | | | |",
     ]
+    for name, (top_drop, difference, (low, high), seconds) in measured.items():
+        cost = 1000 * seconds / max(len(keep), 1)
+        lines.append(f"| top {TOP} by {name} | {top_drop.mean():.4f} | {np.median(top_drop):.4f} | "
+                     f"{difference.mean():.4f} ({low:.4f} .. {high:.4f}) | {100 * np.mean(difference > 0):.1f} % | "
+                     f"{cost:.0f} ms ({cost / per_sentence:.0f}×) |")
+    if "ig" not in args.methods:
+        lines += ["", "Integrated Gradients (Captum) was not measured in this run."]
+    else:
+        lines += ["", f"Integrated Gradients: {args.ig_steps} steps, baseline = the sentence's tokens replaced by "
+                  "padding (special tokens and context kept), attributions on the word embeddings summed per word."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.report:

@@ -6,6 +6,10 @@ probability falls without it (positive: the word raised that stance). All varian
 through the model together, so explaining a sentence of W words costs about W extra sentence passes
 (``reports/explain-faithfulness.md`` measures the cost and the faithfulness).
 
+:func:`integrated_gradients` (Captum, ``pip install 'rustance[explain]'``) gives the same output from the
+gradients of a torch :class:`rustance.Classifier`; the deletion test in ``reports/explain-faithfulness.md``
+compares the two.
+
 Output rows (``rustance predict --explain``) carry the words per topic as ``words``: a list of
 ``{"word", "weight"}``, highest weight first (see :func:`explained_schema` and :func:`add_explanations`).
 """
@@ -152,3 +156,78 @@ def explain_predictions(classifier, predictions: list, contexts: Sequence[str] |
         for topic, words in zip(prediction.topics, per_topic):
             topic.words = words
     return predictions
+
+
+def _encode_with_offsets(inputs, text: str, context: str):
+    """One model input for ``text`` as :class:`rustance.inputs.InputBuilder` builds it, with per token its
+    character span in ``text`` (None for special tokens, the prefix and the context segment)."""
+    sentence = inputs.backend.encode(inputs.prefix + text, add_special_tokens=False)
+    if len(sentence) > inputs.room:
+        sentence.truncate(inputs.room)
+    pair = None
+    if inputs.use_context:
+        free = inputs.room - len(sentence)
+        pair = inputs.backend.encode(context or "", add_special_tokens=False) if free > 0 else inputs._empty
+        if len(pair) > free:
+            pair.truncate(free, direction="left")
+    merged = inputs.backend.post_process(sentence, pair, add_special_tokens=True)
+    shift = len(inputs.prefix)
+    spans = [(start - shift, end - shift) if sequence == 0 and not special and end > shift else None
+             for (start, end), sequence, special in zip(merged.offsets, merged.sequence_ids,
+                                                         merged.special_tokens_mask)]
+    return merged, spans
+
+
+def integrated_gradients(classifier, texts: Sequence[str], targets: Sequence[Sequence[tuple[int, int]]],
+                         contexts: Sequence[str] | None = None, top_k: int = TOP_K, steps: int = 20,
+                         positive_only: bool = True) -> list[list[list[WordWeight]]]:
+    """Like :func:`occlusion`, with Integrated Gradients (Captum) on the word embeddings of a
+    :class:`rustance.Classifier`'s torch model: a word's weight is the sum of its tokens' attributions to the
+    chosen stance's probability, from a baseline where the sentence's tokens are padding (special tokens and
+    the previous sentence kept). Needs ``pip install captum``.
+    """
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    model, inputs = classifier.model, classifier.inputs
+    contexts = list(contexts) if contexts is not None else [""] * len(texts)
+
+    def stance_probability(input_ids, attention_mask, token_type_ids, context_vector, topic, chosen):
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if inputs.with_types:
+            batch["token_type_ids"] = token_type_ids
+        if inputs.pooled_context:
+            logits = model.heads(torch.cat([model.vectors(**batch), context_vector], dim=-1))
+        else:
+            logits = model(**batch)
+        return torch.softmax(logits["stance_logits"][:, topic], dim=-1)[:, chosen]
+
+    ig = LayerIntegratedGradients(stance_probability, model.encoder.get_input_embeddings())
+    results = []
+    for text, context, wanted in zip(texts, contexts, targets):
+        if not wanted:
+            results.append([])
+            continue
+        merged, spans = _encode_with_offsets(inputs, text, context)
+        ids = torch.tensor([merged.ids], device=classifier.device)
+        baseline = ids.clone()
+        baseline[0, [i for i, span in enumerate(spans) if span is not None]] = inputs.pad_id
+        mask, types = torch.ones_like(ids), torch.tensor([merged.type_ids], device=classifier.device)
+        context_vector = torch.zeros(1, 0, device=classifier.device)
+        if inputs.pooled_context:
+            with torch.no_grad():
+                context_vector = model.vectors(**inputs.pad(inputs.encode([context or ""])))
+        words = words_of(text)
+        explained = []
+        for topic, chosen in wanted:
+            attributions = ig.attribute(ids, baselines=baseline, n_steps=steps, internal_batch_size=steps,
+                                        additional_forward_args=(mask, types, context_vector, topic, chosen))
+            per_token = attributions.sum(-1)[0].detach().cpu().numpy()
+            weights = np.array([sum(float(per_token[t]) for t, span in enumerate(spans)
+                                    if span is not None and span[0] < end and span[1] > start)
+                                for start, end, _ in words])
+            order = np.argsort(-weights, kind="stable")[:top_k]
+            explained.append([WordWeight(words[w][2], float(weights[w]), words[w][0], words[w][1])
+                              for w in order if weights[w] > 0 or not positive_only])
+        results.append(explained)
+    return results

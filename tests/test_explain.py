@@ -84,3 +84,40 @@ def test_all_signs_on_request():
     weights = {w.word: round(w.weight, 6) for w in found}
     assert weights == {"осудил": 0.6, "МИД": 0.0, "запрет": 0.0, "далёк": 0.0, "мир": -0.1}
     assert found[0].word == "осудил" and found[-1].word == "мир"
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_pooled_model_dir"])
+def test_integrated_gradients_are_complete_and_word_aligned(fixture, request):
+    """Attributions sum to f(sentence) - f(baseline) (IG's completeness: a sentence without punctuation, whose
+    tokens all belong to words), and land on the sentence's words."""
+    pytest.importorskip("captum", reason="captum is not installed: pip install 'rustance[explain]'")
+    import torch
+
+    from rustance.explain import _encode_with_offsets, integrated_gradients
+
+    classifier = load(request.getfixturevalue(fixture))
+    text, context = TOY[13][0].rstrip("."), TOY[1][0]
+    found = integrated_gradients(classifier, [text], [[(0, 1)]], [context], top_k=50, steps=64,
+                                 positive_only=False)[0][0]
+    assert sorted(w.word for w in found) == sorted(w for _, _, w in words_of(text))
+    assert all(text[w.start : w.end] == w.word for w in found)
+    merged, spans = _encode_with_offsets(classifier.inputs, text, context)
+    ids = torch.tensor([merged.ids])
+    baseline = ids.clone()
+    baseline[0, [i for i, s in enumerate(spans) if s is not None]] = classifier.inputs.pad_id
+
+    def stance_of(token_ids):
+        batch = {"input_ids": token_ids, "attention_mask": torch.ones_like(token_ids)}
+        if classifier.inputs.with_types:
+            batch["token_type_ids"] = torch.tensor([merged.type_ids])
+        with torch.no_grad():
+            if classifier.inputs.pooled_context:
+                ctx = classifier.model.vectors(**classifier.inputs.pad(classifier.inputs.encode([context])))
+                logits = classifier.model.heads(torch.cat([classifier.model.vectors(**batch), ctx], -1))
+            else:
+                logits = classifier.model(**batch)
+        return torch.softmax(logits["stance_logits"][0, 0], -1)[1].item()
+
+    assert stance_of(ids) == pytest.approx(classifier.probabilities([text], [context])[1][0, 0, 1].item(), abs=1e-4)
+    difference = stance_of(ids) - stance_of(baseline)
+    assert sum(w.weight for w in found) == pytest.approx(difference, abs=0.05 * abs(difference) + 1e-4)
