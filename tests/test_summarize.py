@@ -204,39 +204,26 @@ def test_no_topic_at_all_gives_empty_tables_and_says_so(tmp_path):
     assert pd.read_parquet(tmp_path / "summary" / "volume.parquet").sentences.sum() == 3
 
 
-def _with_kept_columns(folder: Path, meta: dict[str, tuple]) -> None:
-    """Add date/channel columns to a real predict output's parts, as predict --keep-column writes them."""
-    import pyarrow.parquet as pq
-
-    for part in sorted(folder.glob("part-*.parquet")):
-        table = pq.read_table(part)
-        ids = table.column("doc_id").to_pylist()
-        table = table.append_column(pa.field("date", pa.timestamp("us")), pa.array([meta[i][0] for i in ids],
-                                                                                    pa.timestamp("us")))
-        table = table.append_column("channel", pa.array([meta[i][1] for i in ids], pa.string()))
-        pq.write_table(table, part)
-
-
 @pytest.mark.parametrize("output_format", ["parquet", "jsonl"])
 def test_summarizes_a_real_predict_run(tiny_model_dir, tmp_path, output_format):
     texts = [t for t, _, _ in TOY]
     docs = [{"id": f"d{i}", "text": " ".join(texts[i : i + 3]), "date": f"2024-0{1 + i % 3}-1{i % 9}",
              "channel": "AB"[i % 2]} for i in range(len(texts))]
+    docs.append({"id": "dx", "text": texts[0], "date": "когда-то", "channel": "A"})  # one sentence, no date
     data = write_jsonl(tmp_path / "in.jsonl", docs)
     out = tmp_path / "labelled"
     result = runner.invoke(app, ["predict", "--model", str(tiny_model_dir), str(data), "--output", str(out),
-                                 "--part-sentences", "10", "--format", output_format])
+                                 "--part-sentences", "10", "--format", output_format, "--keep-column", "date",
+                                 "--keep-column", "channel"])
     assert result.exit_code == 0, result.output
     from rustance.inference.engine import iter_rows
 
     rows = list(iter_rows(out))
-    if output_format == "parquet":
-        _with_kept_columns(out, {d["id"]: (datetime.fromisoformat(d["date"]), d["channel"]) for d in docs})
-        by = ["--by", "month", "--by", "channel"]
-    else:
-        by = []  # no kept columns in JSON lines parts until predict --keep-column: one overall cell per topic
-    result = runner.invoke(app, ["summarize", str(out), *by, "--out", str(tmp_path / "summary")])
+    result = runner.invoke(app, ["summarize", str(out), "--by", "month", "--by", "channel",
+                                 "--out", str(tmp_path / "summary")])
     assert result.exit_code == 0, result.output
+    # the other dates parse (JSON lines parts hold them as ISO 8601 text)
+    assert "undated: 1 sentences have no date (1 with a value that is not a date)" in result.output
     table = pd.read_parquet(tmp_path / "summary" / "summary.parquet")
     expected: dict[str, int] = {}
     for row in rows:
@@ -245,8 +232,7 @@ def test_summarizes_a_real_predict_run(tiny_model_dir, tmp_path, output_format):
     assert table.groupby("topic").sentences.sum().to_dict() == expected
     volume = pd.read_parquet(tmp_path / "summary" / "volume.parquet")
     assert volume.sentences.sum() == len(rows)
-    if by:
-        assert set(volume.period) == {"2024-01", "2024-02", "2024-03"} and set(volume.channel) == {"A", "B"}
+    assert set(volume.period) == {"2024-01", "2024-02", "2024-03", "undated"} and set(volume.channel) == {"A", "B"}
 
 
 def test_reads_the_ray_engine_layout(tmp_path):
