@@ -23,6 +23,7 @@ class TopicStance:
     probability: float  # that the sentence is about the topic
     stance: str
     stance_probabilities: dict[str, float]
+    words: list | None = field(default=None, repr=False)  # predict(explain=True): rustance.explain.WordWeight list
 
 
 @dataclass
@@ -46,7 +47,9 @@ class SentencePrediction:
         return {
             "start": self.start, "end": self.end, "sentence": self.text,
             "topics": [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
-                        **{s: round(t.stance_probabilities[s], 4) for s in STANCES}} for t in self.topics],
+                        **{s: round(t.stance_probabilities[s], 4) for s in STANCES},
+                        **({"words": [w.to_dict() for w in t.words]} if t.words is not None else {})}
+                       for t in self.topics],
             "sentiment": self.sentiment,
             **{f"sentiment_{s}": round(self.sentiment_probabilities[s], 4) for s in SENTIMENTS},
             "truncated": self.truncated,
@@ -149,8 +152,11 @@ class Classifier:
                 outputs[key][idx] = value.float().cpu()
         return outputs
 
-    def predict(self, texts: str | list[str], contexts: list[str] | None = None) -> list[SentencePrediction]:
-        """Label sentences; ``contexts`` (the previous sentence of each) is optional."""
+    def predict(self, texts: str | list[str], contexts: list[str] | None = None,
+                explain: bool = False) -> list[SentencePrediction]:
+        """Label sentences; ``contexts`` (the previous sentence of each) is optional. With ``explain`` every
+        topic also gets ``words``: the words that most raised its stance (word occlusion, :mod:`rustance.explain`;
+        about one extra model input per word)."""
         if isinstance(texts, str):
             texts = [texts]
         if not all(isinstance(t, str) for t in texts):
@@ -159,7 +165,12 @@ class Classifier:
             raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
         if not texts:
             return []
-        return self.decode(texts, *self.probabilities(list(texts), contexts, with_truncation=True))
+        predictions = self.decode(texts, *self.probabilities(list(texts), contexts, with_truncation=True))
+        if explain:
+            from rustance.explain import explain_predictions
+
+            explain_predictions(self, predictions, contexts)
+        return predictions
 
     def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor, sentiment: torch.Tensor,
                truncated: list[bool] | None = None, every_topic: bool = True) -> list[SentencePrediction]:

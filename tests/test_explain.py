@@ -7,7 +7,7 @@ import pytest
 import rustance.explain as explain
 from conftest import TOY
 from rustance import load
-from rustance.explain import add_explanations, explain_predictions, explained_schema, occlusion, without, words_of
+from rustance.explain import add_explanations, explained_schema, occlusion, without, words_of
 from rustance.inference.engine import document_sentences, label_rows, output_schema
 from rustance.inference.readers import Document
 
@@ -69,13 +69,20 @@ def test_real_model_weights_are_probability_drops(tiny_model_dir):
     assert table.column("topics").to_pylist()[0][0]["words"][0]["word"] == top["word"]
 
 
-def test_explain_predictions_sets_words_on_predict_results(tiny_model_dir):
+def test_predict_with_explain_sets_words(tiny_model_dir):
     classifier = load(tiny_model_dir)
-    predictions = classifier.predict([t for t, _, _ in TOY[:6]])
-    explain_predictions(classifier, predictions)
+    texts = [t for t, _, _ in TOY[:6]]
+    plain = classifier.predict(texts)
+    predictions = classifier.predict(texts, explain=True)
+    assert all(t.words is None for p in plain for t in p.topics)
+    assert "words" not in str(plain[0].to_row())
+    explained = [t for p in predictions for t in p.topics]
+    assert explained and any(t.words for t in explained)
     for p in predictions:
-        for t in p.topics:
-            assert all(w.weight > 0 and w.word in p.text for w in t.words)
+        assert [t.topic for t in p.topics] == [t.topic for t in plain[predictions.index(p)].topics]
+        for t, entry in zip(p.topics, p.to_row()["topics"]):
+            assert all(w.weight > 0 and p.text[w.start : w.end] == w.word for w in t.words)
+            assert entry["words"] == [w.to_dict() for w in t.words]
 
 
 def test_all_signs_on_request():
