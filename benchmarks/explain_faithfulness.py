@@ -87,6 +87,14 @@ def main() -> None:
         difference = top_drop - random_drop
         measured[name] = (top_drop, difference, bootstrap(difference, rng), seconds)
     n_words = np.mean([len(words[i]) for i in keep])
+    about = ""
+    metrics_file = args.model / "dev_metrics.json"
+    if metrics_file.is_file():
+        import json
+
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+        score = metrics.get("overall_macro_f1", metrics.get("eval_overall_macro_f1"))
+        about = f"; its own dev overall macro-F1 (dev_metrics.json, from training) is {score:.3f}" if score else ""
     stances = np.bincount([k for _, _, k in pairs], minlength=len(STANCES))
     per_sentence = 1000 * plain / len(texts)
     lines = [
@@ -96,7 +104,7 @@ def main() -> None:
         + (f" --limit {args.limit}" if args.limit else "") + f" --methods {' '.join(args.methods)}"
         + (f" --report {args.report}`" if args.report else "`"),
         "",
-        f"Model: `{args.model}` ({classifier.settings.get('base_model', '?')}). Data: {len(records)} sentences of "
+        f"Model: `{args.model}` ({classifier.settings.get('base_model', '?')}{about}). Data: {len(records)} sentences of "
         f"`{args.data}`; {len(keep)} have a predicted topic and at least {TOP + 1} words, giving {len(pairs)} "
         f"(sentence, topic) pairs (predicted stances: " + ", ".join(f"{s} {c}" for s, c in zip(STANCES, stances)) + ").",
         "",
