@@ -12,7 +12,7 @@ went to train/dev only.
 * ``--second DIR``: an independent second pass over some candidates (``*.jsonl``, by ``cid``); the pairs go to
   ``agreement.jsonl`` (ids only, with ``"round"``) so ``rustance data check`` reports kappa per field.
 * ``--adjudicated FILE``: final labels for items the passes disagreed on (override the first pass).
-* ``--relabel FILE``: new labels for existing records by record ``id`` (round-1 records read again under the
+* ``--relabel FILE|DIR``: new labels for existing records by record ``id`` (round-1 records read again under the
   later rules 13-21); each changed record gets ``"relabelled": "rules 13-21"``.
 """
 
@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--second", type=Path, nargs="*", default=[], help="folders of second-pass label files")
     parser.add_argument("--adjudicated", type=Path, nargs="*", default=[])
     parser.add_argument("--relabel", type=Path, nargs="*", default=[])
+    parser.add_argument("--review", type=Path, nargs="*", default=[],
+                        help="folders of reviewed first-pass labels (by cid; re-read under rules settled during the "
+                             "round), replacing the first pass")
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
     parser.add_argument("--out", type=Path, default=Path("data/stance"))
     args = parser.parse_args()
@@ -57,7 +60,8 @@ def main() -> None:
     # records of the rounds given are rebuilt from their work folders (rerunning the script is idempotent)
     splits = {name: [r for r in read_jsonl(args.out / f"{name}.jsonl") if r.get("round") not in rounds]
               for name in ("train", "dev", "test")}
-    relabel = {item["id"]: item for path in args.relabel for item in read_jsonl(path)}
+    relabel = {item.get("id", item.get("cid")): item for path in args.relabel
+               for path in (sorted(path.glob("*.jsonl")) if path.is_dir() else [path]) for item in read_jsonl(path)}
     seen_texts = set()
     for records in splits.values():
         for rec in records:
@@ -73,6 +77,8 @@ def main() -> None:
             text = rec.get("text") or resolve_span(rec["source"], args.corpora)
             seen_texts.add(" ".join(text.lower().split()))
     overrides = {item["cid"]: item for path in args.adjudicated for item in read_jsonl(path)}
+    review = {item["cid"]: item for folder in args.review for path in sorted(folder.glob("*.jsonl"))
+              for item in read_jsonl(path)}
     second = {item["cid"]: item for folder in args.second for path in sorted(folder.glob("*.jsonl"))
               for item in read_jsonl(path)}
     agreement_new, added = [], 0
@@ -82,6 +88,8 @@ def main() -> None:
         for label_file in sorted(label_dir.glob("batch*.jsonl")):
             candidates = {c["cid"]: c for c in read_jsonl(candidate_dir / label_file.name)}
             for first in read_jsonl(label_file):
+                if first["cid"] in review:
+                    first = {**first, **{k: v for k, v in review[first["cid"]].items() if k != "note" or v}}
                 cand = candidates[first["cid"]]
                 final = {**first, **{k: v for k, v in overrides.get(first["cid"], {}).items() if k != "cid"}}
                 key = " ".join(cand["text"].lower().split())

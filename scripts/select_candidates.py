@@ -78,18 +78,21 @@ def build_pool(corpora: Path, exclude: set, exclude_texts: set) -> list[dict]:
     return pool
 
 
-def embed(texts: list[str], model_dir: str, prefix: str, batch: int = 64) -> np.ndarray:
+def embed(texts: list[str], model_dir: str, prefix: str, batch: int = 64, layers: int | None = None,
+          max_length: int = 96) -> np.ndarray:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
+    if layers:  # the lowest layers only: a cheaper, coarser similarity for ranking candidates
+        model.encoder.layer = model.encoder.layer[:layers]
     order = np.argsort([len(t) for t in texts])[::-1]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         for i in range(0, len(texts), batch):
             idx = order[i:i + batch]
-            enc = tok([prefix + texts[j] for j in idx], padding=True, truncation=True, max_length=96,
+            enc = tok([prefix + texts[j] for j in idx], padding=True, truncation=True, max_length=max_length,
                       return_tensors="pt")
             hidden = model(**enc).last_hidden_state.float()
             mask = enc["attention_mask"].unsqueeze(-1).float()
@@ -154,11 +157,17 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=250)
     parser.add_argument("--keyword", type=int, default=300)
     parser.add_argument("--random", type=int, default=300)
+    parser.add_argument("--prototypes", type=Path, default=None,
+                        help="file of query sentences (one per line, # comments); the most similar pool sentences "
+                             "form the 'prototype' route")
+    parser.add_argument("--prototype", type=int, default=0, help="candidates from the prototype route")
     parser.add_argument("--attitude", type=int, default=0,
                         help="RuAttitudes sentences with a positive (silver) attitude, cue/keyword hits first")
     parser.add_argument("--batch-size", type=int, default=250, help="candidates per annotation batch")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--prefix", default="r5")
+    parser.add_argument("--encoder-layers", type=int, default=None,
+                        help="use only the encoder's lowest N layers (cheaper ranking on a busy CPU)")
     parser.add_argument("--no-embedding", action="store_true", help="skip the embedding route (no encoder pass)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -181,14 +190,20 @@ def main() -> None:
         news = telegram_news_docs(args.corpora)
         mask = [p["source"]["corpus"] != "telegram_news" or p["source"]["doc"] in news
                 or any(pat.search(p["text"]) for pat in PATTERNS.values()) for p in pool]
-        subset = [i for i, m in enumerate(mask) if m]
+        excluded, _ = read_sources(args.exclude)
+        subset = [i for i, m in enumerate(mask) if m and (pool[i]["source"]["corpus"], str(pool[i]["source"]["doc"]),
+                                                           pool[i]["source"]["start"]) not in excluded]
+        np.save(args.cache / "pool-subset.npy", np.array(subset))
         if emb_file.exists():
             vectors = np.load(emb_file)
+            subset = list(np.load(args.cache / "pool-subset.npy"))
         else:
             print(f"encoding {len(subset)} of {len(pool)} sentences")
-            vectors = embed([pool[i]["text"] for i in subset], args.encoder, "passage: ")
+            vectors = embed([pool[i]["text"] for i in subset], args.encoder, "passage: ", layers=args.encoder_layers,
+                            max_length=64)
             np.save(emb_file, vectors)
-        queries = embed([t.description for t in topics], args.encoder, "query: ")
+        queries = embed([t.description for t in topics], args.encoder, "query: ", layers=args.encoder_layers,
+                        max_length=64)
         sims = np.full((len(pool), len(topics)), -1.0, dtype=np.float32)
         sims[subset] = vectors @ queries.T  # (pool, topics)
     taken_keys, _ = read_sources(args.exclude)
@@ -215,6 +230,16 @@ def main() -> None:
     rng.shuffle(cue_pool)
     for i in cue_pool[:args.cue]:
         chosen[i] = "cue"
+    # 2a. prototype route: nearest to written query sentences of the rare stances (selection only)
+    if args.prototype and args.prototypes and not args.no_embedding:
+        queries_text = [q.strip() for q in args.prototypes.read_text(encoding="utf-8").splitlines()
+                        if q.strip() and not q.startswith("#")]
+        proto = np.full(len(pool), -1.0, dtype=np.float32)
+        proto[subset] = (vectors @ embed(queries_text, args.encoder, "query: ", layers=args.encoder_layers,
+                                         max_length=64).T).max(axis=1)
+        ranked = sorted((i for i in alive if i not in chosen), key=lambda i: -proto[i])
+        for i in ranked[:args.prototype]:
+            chosen[i] = "prototype"
     # 2b. RuAttitudes sentences with a positive silver attitude (rapprochement is rare in the other routes)
     if args.attitude:
         positive = ruattitudes_positive(args.corpora)

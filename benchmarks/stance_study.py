@@ -1,0 +1,142 @@
+"""The stance model study (issue 15): variants × seeds, trained with one budget, chosen on dev, reported on test.
+
+Each run is ``rustance train`` with the study's common overrides, the variant's overrides and a seed, then
+``rustance evaluate`` on dev and on test (both baselines in the same run). Runs that finished before are
+reused, so the study is resumable: rerun the same command after an interruption. The report gives mean ± sd
+over seeds of topic, stance-given-topic, joint and sentiment macro-F1 (dev and test), the test context-slice
+topic recall (test pairs marked ``context_needed``: share whose topic the model detects), training seconds, and
+the exact commands.
+
+    python benchmarks/stance_study.py --config configs/e5-small-offline.yaml --seeds 1 2 3 \
+        --budget train.epochs=3 --budget model.num_layers=6 --out reports/stance-study.md
+
+Variants are named in VARIANTS below (each a list of ``--set`` overrides); ``--variants`` picks some.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS: dict[str, list[str]] = {
+    "baseline (mean pooling, linear heads)": [],
+    "topic-attention pooling": ["model.head=topic_attention"],
+}
+METRICS = ("topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1")
+SYSTEMS = ("model", "TF-IDF + logistic regression")
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.split(" (")[0]).strip("-")
+
+
+def run(cmd: list[str], log: Path) -> float:
+    started = time.time()
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write("$ " + shlex.join(cmd) + "\n")
+        handle.flush()
+        result = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode:
+        sys.exit(f"failed ({result.returncode}): {shlex.join(cmd)}; see {log}")
+    return time.time() - started
+
+
+def context_recall(data: Path, predictions: Path, corpora: str) -> tuple[float, int]:
+    """Share of the ``context_needed`` (sentence, topic) pairs of ``data`` whose topic the model detected."""
+    from rustance.labels import load_topics
+    from rustance.records import load_records
+
+    records = {r.id: r for r in load_records(data, load_topics(), corpora) if r.context_needed}
+    hit = total = 0
+    for line in predictions.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["id"] in records:
+            found = {t["topic"] for t in row["topics"]}
+            for topic in records[row["id"]].topics:
+                total += 1
+                hit += topic in found
+    return (hit / total if total else float("nan")), total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/e5-small-offline.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--budget", action="append", default=[], help="override for every run (section.field=value)")
+    parser.add_argument("--variants", nargs="*", default=None, help="variant names (default: all)")
+    parser.add_argument("--dev", default="data/stance/dev.jsonl")
+    parser.add_argument("--test", default="data/stance/test.jsonl")
+    parser.add_argument("--corpora", default="../shared/corpora")
+    parser.add_argument("--runs", type=Path, default=Path("runs/study"))
+    parser.add_argument("--out", type=Path, default=Path("reports/stance-study.md"))
+    args = parser.parse_args()
+    variants = {k: v for k, v in VARIANTS.items() if args.variants is None or k in args.variants or slug(k) in args.variants}
+    args.runs.mkdir(parents=True, exist_ok=True)
+    log = args.runs / "study.log"
+    results: dict[str, list[dict]] = {}
+    commands = []
+    for name, overrides in variants.items():
+        for seed in args.seeds:
+            run_dir = args.runs / f"{slug(name)}-s{seed}"
+            sets = [*args.budget, *overrides, f"train.seed={seed}", f"train.output_dir={run_dir}"]
+            train_cmd = ["rustance", "train", "--config", args.config] + [x for s in sets for x in ("--set", s)]
+            commands.append(shlex.join(train_cmd))
+            done = run_dir / "study.json"
+            if done.is_file():
+                results.setdefault(name, []).append(json.loads(done.read_text()))
+                continue
+            seconds = run(train_cmd, log)
+            row = {"seed": seed, "train_seconds": round(seconds, 1)}
+            for split, data in (("dev", args.dev), ("test", args.test)):
+                out = run_dir / f"eval-{split}"
+                cmd = ["rustance", "evaluate", "--model", str(run_dir), "--data", data, "--out", str(out)]
+                commands.append(shlex.join(cmd))
+                run(cmd, log)
+                metrics = json.loads((out / "metrics.json").read_text())
+                row[split] = {system: metrics["headline"][system] for system in SYSTEMS}
+            recall, pairs = context_recall(Path(args.test), run_dir / "eval-test" / "predictions.jsonl", args.corpora)
+            row["context_recall"], row["context_pairs"] = recall, pairs
+            done.write_text(json.dumps(row, indent=1))
+            results.setdefault(name, []).append(row)
+    args.out.write_text(render(results, args, commands), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+def mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def render(results: dict[str, list[dict]], args, commands: list[str]) -> str:
+    lines = ["# Stance model study", "",
+             f"Command: `python {' '.join(map(shlex.quote, sys.argv))}`", "",
+             f"Config `{args.config}`, budget {', '.join(args.budget) or 'as configured'}, seeds {args.seeds}; "
+             "mean ± sd over seeds. Chosen on dev; test reported once.", ""]
+    for split in ("dev", "test"):
+        lines += [f"## {split}", "", "| variant | topic | stance given topic | joint | sentiment |"
+                  + (" context-slice topic recall |" if split == "test" else "") + " train s |",
+                  "|---|---|---|---|---|" + ("---|" if split == "test" else "") + "---|"]
+        for name, rows in results.items():
+            cells = [mean_sd([r[split]["model"][m] for r in rows]) for m in METRICS]
+            if split == "test":
+                cells.append(mean_sd([r["context_recall"] for r in rows]) + f" (n={rows[0]['context_pairs']})")
+            cells.append(f"{statistics.mean(r['train_seconds'] for r in rows):.0f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        any_rows = next(iter(results.values()))
+        tfidf = [mean_sd([r[split]["TF-IDF + logistic regression"][m] for r in any_rows]) for m in METRICS]
+        lines.append("| TF-IDF + logistic regression (same data) | " + " | ".join(tfidf) + " |"
+                     + (" — |" if split == "test" else "") + " — |")
+        lines.append("")
+    lines += ["## Commands", "", "```", *commands, "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
