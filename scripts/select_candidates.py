@@ -190,14 +190,14 @@ def main() -> None:
         news = telegram_news_docs(args.corpora)
         mask = [p["source"]["corpus"] != "telegram_news" or p["source"]["doc"] in news
                 or any(pat.search(p["text"]) for pat in PATTERNS.values()) for p in pool]
-        excluded, _ = read_sources(args.exclude)
-        subset = [i for i, m in enumerate(mask) if m and (pool[i]["source"]["corpus"], str(pool[i]["source"]["doc"]),
-                                                           pool[i]["source"]["start"]) not in excluded]
-        np.save(args.cache / "pool-subset.npy", np.array(subset))
         if emb_file.exists():
             vectors = np.load(emb_file)
             subset = list(np.load(args.cache / "pool-subset.npy"))
         else:
+            excluded, _ = read_sources(args.exclude)
+            subset = [i for i, m in enumerate(mask) if m and (pool[i]["source"]["corpus"], str(pool[i]["source"]["doc"]),
+                                                               pool[i]["source"]["start"]) not in excluded]
+            np.save(args.cache / "pool-subset.npy", np.array(subset))
             print(f"encoding {len(subset)} of {len(pool)} sentences")
             vectors = embed([pool[i]["text"] for i in subset], args.encoder, "passage: ", layers=args.encoder_layers,
                             max_length=64)
