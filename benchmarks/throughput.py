@@ -68,16 +68,15 @@ def shape_checkpoint(shape: Path, folder: str | Path, context: str = "pooled") -
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from rustance.labels import SENTIMENTS, load_topics
-    from rustance.model import StanceModel
+    from rustance.labels import STANCES, load_topics
+    from rustance.model import RustanceConfig, StanceModel, sentiment_labels
 
     torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(shape)
-    config.rustance = {"topics": [{"id": t.id, "description": t.description} for t in load_topics()],
-                       "pooling": "mean", "use_context": context != "none",
-                       "context_mode": "pooled" if context == "pooled" else "pair",
-                       "max_length": 128, "text_prefix": ""}
-    config.id2label = dict(enumerate(SENTIMENTS))
+    config = RustanceConfig(encoder_config=AutoConfig.from_pretrained(shape).to_dict(), task="stance",
+                            topics=[{"id": t.id, "description": t.description} for t in load_topics()],
+                            stances=list(STANCES), pooling="mean", use_context=context != "none",
+                            context_mode="pooled" if context == "pooled" else "pair", max_length=128, text_prefix="",
+                            **sentiment_labels())
     StanceModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(shape).save_pretrained(folder)
 

@@ -63,6 +63,7 @@ class ComputeOptions:
     workers: int | None = field(default=None, metadata={"fingerprint": False})  # local engine: labelling threads
     ray_address: str | None = field(default=None, metadata={"fingerprint": False})
     num_actors: int = field(default=1, metadata={"fingerprint": False})  # Ray: model replicas
+    device: str = field(default="auto", metadata={"fingerprint": False})  # local torch backend: auto|cpu|cuda|mps
 
     def __post_init__(self):
         object.__setattr__(self, "engine", _enum(Engine, self.engine, "engine"))
@@ -90,11 +91,13 @@ def options_fingerprint(**options) -> dict:
 
 def model_name(model_dir: Path) -> str:
     """What output rows record as the model: its base encoder and folder name."""
+    from rustance.errors import RustanceError
+    from rustance.model import load_config
+
     try:
-        settings = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("rustance", {})
-    except (OSError, ValueError):
-        settings = {}
-    base = settings.get("base_model", "") if isinstance(settings, dict) else ""
+        base = load_config(model_dir).base_model or ""
+    except RustanceError:
+        base = ""
     return f"{base} ({model_dir.name})".strip()
 
 
@@ -116,7 +119,7 @@ def _load_classifier(model: Path, compute: ComputeOptions, threads: int):
         from rustance.inference.onnx_backend import load_onnx
 
         return load_onnx(model, batch_size=compute.batch_size, threads=threads)
-    classifier = load(model, batch_size=compute.batch_size, precision=compute.precision.value)
+    classifier = load(model, batch_size=compute.batch_size, precision=compute.precision.value, device=compute.device)
     if not isinstance(classifier, Classifier):
         raise InputError(f"{model} is a targeted-sentiment model: score RuSentNE-format files with `rustance "
                          "evaluate`, or use rustance.load(...).predict(sentence, target=...)")

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoTokenizer
 
 from rustance.inference.predictor import Classifier, agreement_with
-from rustance.model import ModelLoadError
+from rustance.model import ModelLoadError, load_config
 
 ONNX_FILE = "model.onnx"
 HEADS_FILE = "heads.onnx"  # only for ``context_mode: pooled`` models, whose model.onnx gives pooled vectors
@@ -61,7 +61,7 @@ class OnnxModel:
     def __init__(self, folder: Path, threads: int | None = None):
         import onnxruntime as ort
 
-        self.config = AutoConfig.from_pretrained(folder)
+        self.config = load_config(folder)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

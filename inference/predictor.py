@@ -11,7 +11,7 @@ import torch
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.metrics import Labels
 from rustance.inputs import EncodedSentence, InputBuilder, length_batches
-from rustance.model import ModelLoadError, load_checkpoint
+from rustance.model import ModelLoadError, load_model, resolve_device
 from rustance.text import split_sentences
 
 
@@ -83,8 +83,9 @@ class Classifier:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.precision = precision  # bf16: autocast matmuls to bfloat16 (about 2x on CPUs with AVX512-BF16/AMX)
-        self.settings = model.config.rustance
-        if "topics" not in self.settings:
+        self.settings = model.config.settings
+        device = resolve_device(device)
+        if not self.settings.get("topics"):
             raise ModelLoadError("this is a targeted-sentiment model; load it with rustance.load(), which "
                                  "returns a TargetClassifier (predict(sentence, target=...))")
         self.model = model.to(device).eval()
@@ -94,10 +95,11 @@ class Classifier:
         self.device = device
         self.topics = tuple(Topic(t["id"], t.get("description", "")) for t in self.settings["topics"])
         self.thresholds = self.settings.get("thresholds") or {}
+        self.temperatures = self.settings.get("temperatures") or {}  # calibration fitted on dev (1 = none)
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 32, device: str = "cpu", precision: str = "fp32") -> "Classifier":
-        model, tokenizer = load_checkpoint(path)
+        model, tokenizer = load_model(path)
         return cls(model, tokenizer, batch_size=batch_size, device=device, precision=precision)
 
     @torch.inference_mode()
@@ -132,12 +134,13 @@ class Classifier:
             items = self.inputs.encode([text for text, _ in pairs], [context for _, context in pairs])
             logits = {k: v[inverse] for k, v in self._run(items, lambda batch: self.model(**batch)).items()}
             truncated = [items[i].truncated for i in inverse]
-        probabilities = (torch.sigmoid(logits["topic_logits"]), torch.softmax(logits["stance_logits"], -1),
-                         torch.softmax(logits["sentiment_logits"], -1))
+        probabilities = (torch.sigmoid(logits["topic_logits"]),
+                         torch.softmax(logits["stance_logits"] / self.temperatures.get("stance", 1.0), -1),
+                         torch.softmax(logits["sentiment_logits"] / self.temperatures.get("sentiment", 1.0), -1))
         return (*probabilities, truncated) if with_truncation else probabilities
 
     def _autocast(self):
-        return torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def _run(self, items: list[EncodedSentence], step) -> dict[str, torch.Tensor]:
         """``step(batch)`` over ``items`` in length batches; every output back in the items' order (fp32, CPU)."""
@@ -220,15 +223,16 @@ class Classifier:
         return predictions
 
 
-def load(path: str | Path, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
-    """Load a trained rustance model folder: a :class:`Classifier` (topics, stance, sentiment) or, for a
-    model trained with ``task: targeted_sentiment``, a ``TargetClassifier`` whose ``predict`` takes a target."""
-    model, tokenizer = load_checkpoint(path)
-    if model.config.rustance.get("task") == "targeted_sentiment":
-        from rustance.inference.targeted import TargetClassifier
+def load(path: str | Path, batch_size: int = 32, device: str = "auto", precision: str = "fp32"):
+    """Load a trained rustance model (a folder, or a Hugging Face Hub id such as ``"org/name"``) on ``device``
+    (auto: CUDA, then Apple MPS, then CPU; or cpu, cuda, mps). Returns the task's predictor (from the task
+    registry): a :class:`Classifier` (topics, stance, sentiment) or, for a model trained with
+    ``task: targeted_sentiment``, a ``TargetClassifier`` whose ``predict`` takes a target."""
+    from rustance.tasks import task_spec
 
-        return TargetClassifier(model, tokenizer, batch_size=batch_size, device=device)
-    return Classifier(model, tokenizer, batch_size=batch_size, device=device, precision=precision)
+    model, tokenizer = load_model(path)
+    predictor = task_spec(model.config.task).predictor()
+    return predictor(model, tokenizer, batch_size=batch_size, device=device, precision=precision)
 
 
 def agreement_with(reference: Classifier, candidate: Classifier, texts: list[str],

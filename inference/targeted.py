@@ -9,7 +9,7 @@ import torch
 
 from rustance.inputs import length_batches
 from rustance.labels import SENTIMENTS
-from rustance.model import ModelLoadError, load_checkpoint
+from rustance.model import ModelLoadError, load_model, resolve_device
 from rustance.target_model import encode_targets
 from rustance.targets import TargetExample
 
@@ -49,18 +49,22 @@ def to_example(text: str, target: Target, tag: str = "") -> TargetExample:
 class TargetClassifier:
     """A trained targeted-sentiment model (CPU by default, no gradients)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, device: str = "cpu"):
-        self.settings = model.config.rustance
-        if self.settings.get("task") != "targeted_sentiment":
+    def __init__(self, model, tokenizer, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
+        self.settings = model.config.settings
+        if self.settings.get("target_marker") is None:
             raise ModelLoadError("this is not a targeted-sentiment model; load it with rustance.load()")
+        if precision != "fp32":
+            raise ValueError("targeted-sentiment models run in fp32 only")
+        device = resolve_device(device)
         self.model = model.to(device).eval()
+        self.temperature = (self.settings.get("temperatures") or {}).get("sentiment", 1.0)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = device
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 32, device: str = "cpu") -> "TargetClassifier":
-        model, tokenizer = load_checkpoint(path)
+        model, tokenizer = load_model(path)
         return cls(model, tokenizer, batch_size=batch_size, device=device)
 
     @torch.inference_mode()
@@ -70,7 +74,7 @@ class TargetClassifier:
         for idx in length_batches([len(example.sentence) for example in examples], self.batch_size):
             batch = encode_targets(self.tokenizer, [examples[i] for i in idx], self.settings)
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-            result[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu()
+            result[idx] = torch.softmax(out["sentiment_logits"].float() / self.temperature, -1).cpu()
         return result
 
     @staticmethod

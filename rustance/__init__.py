@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 __version__ = "0.2.0"
-__all__ = ["load", "Classifier", "SentencePrediction", "TopicStance", "__version__"]
+__all__ = ["load", "Classifier", "SentencePrediction", "TopicStance", "RustanceConfig", "RustanceModel", "load_model",
+           "__version__"]
 
 
 def __getattr__(name: str):
@@ -12,4 +13,8 @@ def __getattr__(name: str):
         from rustance.inference import predictor
 
         return getattr(predictor, name)
+    if name in ("RustanceConfig", "RustanceModel", "load_model"):  # importing rustance.model registers the Auto classes
+        from rustance import model
+
+        return getattr(model, name)
     raise AttributeError(f"module 'rustance' has no attribute {name!r}")

@@ -35,23 +35,27 @@ def _quiet_transformers() -> None:
 @app.command()
 def train(
     config: Annotated[Optional[Path], typer.Option(help="YAML config (see configs/)")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override a field: section.field=value (repeatable)")] = [],
+    set_: Annotated[list[str], typer.Option("--set", help="override a field: section.field=value, or a top-level "
+                                                           "field such as task=targeted_sentiment (repeatable)")] = [],
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run from the newest checkpoint in "
+                                              "OUTPUT_DIR/checkpoints (same config)")] = False,
 ) -> None:
-    """Fine-tune an encoder on labelled JSONL records; the best dev checkpoint is saved."""
-    from rustance.config import ConfigError, load_config
-    from rustance.model import ModelLoadError
-    from rustance.records import DataError
+    """Fine-tune an encoder (HF Trainer); the best dev checkpoint is saved with a model card."""
+    from rustance.config import load_config
+    from rustance.errors import RustanceError
 
+    if resume:
+        set_ = [*set_, "train.resume_from_checkpoint=last"]
     try:
         cfg = load_config(config, set_)
-    except ConfigError as exc:
+    except RustanceError as exc:
         _fail(str(exc))
     _quiet_transformers()
     from rustance.train.trainer import train as run_training
 
     try:
         run_training(cfg, log=lambda m: console.print(m, highlight=False))
-    except (DataError, ModelLoadError, ValueError) as exc:
+    except RustanceError as exc:
         _fail(str(exc))
 
 
@@ -86,9 +90,21 @@ def _print_details(out: Console, detail: dict) -> None:
         out.print(matrix)
 
 
-def _is_targeted(model: Path) -> bool:
-    config = model / "config.json"
-    return config.is_file() and '"targeted_sentiment"' in config.read_text(encoding="utf-8")
+def _model_task(model: Path):
+    """The task registry entry of a saved model (its config.json, read as a RustanceConfig)."""
+    from rustance.errors import RustanceError
+    from rustance.model import load_config
+    from rustance.tasks import task_spec
+
+    try:
+        return task_spec(load_config(model).task)
+    except RustanceError as exc:
+        _fail(str(exc))
+
+
+def _check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda", "mps") and not device.startswith(("cuda:", "mps:")):
+        _fail(f"--device must be auto, cpu, cuda or mps, got {device!r}")
 
 
 @app.command()
@@ -102,36 +118,40 @@ def evaluate(
     corpora: Annotated[Optional[Path], typer.Option(help="corpus folder for stand-off records")] = None,
     split: Annotated[Optional[str], typer.Option(help="targeted sentiment: score only the dev or train part of "
                                                  "the by-sentence split stored with the model")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="replace an existing report in --out")] = False,
 ) -> None:
     """Score the model and baselines; write metrics.json, report.md and PNG plots."""
-    from rustance.model import ModelLoadError
-    from rustance.records import DataError
+    from rustance.errors import RustanceError
 
     _quiet_transformers()
+    _check_device(device)
     out = out or model / (f"eval-{data.stem}" + (f"-{split}" if split else ""))
     if split not in (None, "dev", "train", "all"):
         _fail(f"--split must be dev, train or all, got {split!r}")
+    if (out / "report.md").exists() and not overwrite:
+        _fail(f"{out}/report.md exists; choose another --out or pass --overwrite to replace it")
     log = lambda m: console.print(m, highlight=False)  # noqa: E731
-    if _is_targeted(model):
-        from rustance.train.targeted import run_target_evaluation
-
-        try:
-            summary = run_target_evaluation(model, data, out, split=split, train_file=train_file, log=log,
-                                            command="rustance " + " ".join(sys.argv[1:]))
-        except (DataError, ModelLoadError) as exc:
-            _fail(str(exc))
-        _print_targeted(summary)
-        console.print(f"report written to {out}/report.md", highlight=False)
-        return
-    from rustance.train.evaluate import run_evaluation
-
+    spec = _model_task(model)
     try:
-        summary = run_evaluation(model, data, out, train_file=train_file, corpora_dir=corpora, log=log)
-    except (DataError, ModelLoadError) as exc:
+        summary = spec.evaluator()(model, data, out, split=split, train_file=train_file, corpora_dir=corpora,
+                                   device=device, log=log, command="rustance " + " ".join(sys.argv[1:]))
+    except RustanceError as exc:
         _fail(str(exc))
-    out_console = Console()
-    out_console.print(_headline_table(summary))
-    _print_details(out_console, summary["systems"]["model"]["metrics"])
+    if summary.get("labelled", True) and "headline" in summary and model.is_dir():
+        from rustance.card import record_evaluation
+
+        name = data.stem + (f"-{split}" if split else "")
+        try:
+            record_evaluation(model, name, str(data), summary["headline"]["model"])
+        except OSError as exc:
+            log(f"model card not updated ({exc})")
+    if "n_targets" in summary:
+        _print_targeted(summary)
+    else:
+        out_console = Console()
+        out_console.print(_headline_table(summary))
+        _print_details(out_console, summary["systems"]["model"]["metrics"])
     console.print(f"report written to {out}/report.md", highlight=False)
 
 
@@ -182,6 +202,7 @@ def predict(
                          ] = Precision.FP32,
     engine: Annotated[Engine, typer.Option(help="local (resumable, this machine) or ray (a Ray cluster; "
                                                 "pip install 'rustance[ray]', see docs/scaling.md)")] = Engine.LOCAL,
+    device: Annotated[str, typer.Option(help="torch backend: auto (CUDA, then MPS, then CPU), cpu, cuda or mps")] = "auto",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     num_actors: Annotated[int, typer.Option(help="Ray engine: model replicas (actors), one CPU each by default")] = 1,
 ) -> None:
@@ -205,7 +226,8 @@ def predict(
                                 max_chars=max_chars, json_items=json_items,
                                 keep_columns=tuple(KeptColumn.parse(spec) for spec in keep_column))
         writing = RunOptions(output_format=output_format, part_sentences=part_sentences)
-        compute = ComputeOptions(engine=engine, backend=backend, precision=precision, batch_size=batch_size,
+        _check_device(device)
+        compute = ComputeOptions(engine=engine, backend=backend, precision=precision, batch_size=batch_size, device=device,
                                  threads=threads, workers=workers, ray_address=ray_address, num_actors=num_actors)
         summary = run_corpus(model, inputs or ["-"], output, reading=reading, writing=writing, compute=compute,
                              emit=emit)
@@ -287,6 +309,40 @@ def export_onnx(
     console.print(f"ONNX model written to {out}", highlight=False)
 
 
+@app.command()
+def convert(
+    old: Annotated[Path, typer.Argument(help="a model folder saved by rustance 0.2")],
+    new: Annotated[Path, typer.Argument(help="new folder for the 0.3 (Hugging Face model type 'rustance') model")],
+) -> None:
+    """Convert a rustance 0.2 checkpoint to the 0.3 format (same weights; RustanceConfig, model card)."""
+    from rustance.errors import RustanceError
+    from rustance.model import convert_checkpoint
+
+    _quiet_transformers()
+    try:
+        convert_checkpoint(old, new)
+    except RustanceError as exc:
+        _fail(str(exc))
+    console.print(f"converted model written to {new}", highlight=False)
+
+
+@app.command()
+def push(
+    model: Annotated[Path, typer.Option(help="trained model folder")],
+    repo: Annotated[str, typer.Option(help="Hugging Face Hub repository id, e.g. org/rustance-e5-small")],
+    private: Annotated[bool, typer.Option(help="create the repository as private")] = False,
+) -> None:
+    """Upload a trained model folder (weights, config, tokenizer, model card) to the Hugging Face Hub."""
+    from rustance.card import push_model
+    from rustance.errors import RustanceError
+
+    try:
+        url = push_model(model, repo, private=private)
+    except RustanceError as exc:
+        _fail(str(exc))
+    console.print(f"pushed {model} to {url}", highlight=False)
+
+
 data_app = typer.Typer(help="Work with the labelled data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -300,9 +356,12 @@ def data_check(
 ) -> None:
     """Validate every split (schema, labels, spans, leaks between splits) and print counts."""
     from rustance.datacheck import SPLITS, check_splits, count_table, target_rows
-    from rustance.labels import load_topics
+    from rustance.labels import TopicsError, load_topics
 
-    topic_set = load_topics(topics)
+    try:
+        topic_set = load_topics(topics)
+    except TopicsError as exc:
+        _fail(str(exc))
     report = check_splits(data_dir, topic_set, corpora)
     rows = count_table(report, topic_set)
     header = ["", *SPLITS, "all"]

@@ -35,7 +35,7 @@ class DataConfig:
     dev_fraction: float = 0.15  # share of sentences held out as dev when dev is None
     split_seed: int = 2023  # seed of that split (by sentence: one sentence never straddles train and dev)
     topics: str | None = None  # topic file; None = the default seven
-    corpora_dir: str = "../shared/corpora"  # where stand-off records resolve
+    corpora_dir: str | None = None  # where stand-off records resolve; None = $RUSTANCE_CORPORA or ../shared/corpora
 
 
 @dataclass
@@ -52,11 +52,19 @@ class TrainConfig:
     patience: int = 3  # evaluations without dev improvement before stopping
     class_weights: bool = True
     tune_thresholds: bool = True  # choose per-topic decision thresholds on dev (saved with the model)
-    metric_for_best: str = "overall_macro_f1"  # or stance_macro_f1, topic_macro_f1, sentiment_macro_f1
+    metric_for_best: str | None = None  # None: the task's first (stance: overall_macro_f1; targeted: f1_pn)
     num_threads: int | None = None  # torch threads; None = torch's default
     freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (faster steps with large vocabularies)
     freeze_layers: int = 0  # keep the lowest N transformer layers fixed (faster steps, fewer weights to fit)
     group_by_length: bool = False  # batch sentences of similar length together (less padding)
+    calibrate: bool = True  # fit softmax temperatures of the stance/sentiment heads on dev (saved with the model)
+    device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU) | cpu | cuda | mps
+    bf16: bool = False  # bfloat16 mixed precision (autocast): GPUs with bf16, CPUs with AVX512-BF16/AMX
+    fp16: bool = False  # float16 mixed precision (CUDA GPUs)
+    gradient_accumulation_steps: int = 1  # optimizer step every N batches (effective batch = N * batch_size)
+    resume_from_checkpoint: str | None = None  # "last" (the newest in output_dir/checkpoints) or a checkpoint folder
+    report_to: str = "none"  # none | tensorboard (logs in output_dir/checkpoints/runs) | any HF Trainer integration
+    eval_batch_size: int = 64
 
 
 @dataclass
@@ -70,12 +78,8 @@ class Config:
         return dataclasses.asdict(self)
 
 
-TASKS = ("stance", "targeted_sentiment")
 CONTEXT_MODES = ("pair", "pooled")
-_METRICS = {
-    "stance": ("overall_macro_f1", "stance_macro_f1", "topic_macro_f1", "sentiment_macro_f1"),
-    "targeted_sentiment": ("f1_pn", "f1_pn0"),
-}
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _coerce(value: object, kind: object, name: str) -> object:
@@ -124,26 +128,38 @@ def _build(cls: type, raw: object, prefix: str):
 
 
 def apply_override(raw: dict, assignment: str) -> None:
-    """Apply ``section.field=value`` (value parsed as YAML) to a raw config dict."""
+    """Apply ``section.field=value`` or a top-level ``field=value`` (e.g. ``task=targeted_sentiment``; the
+    value parsed as YAML) to a raw config dict."""
     if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} must look like section.field=value")
+        raise ConfigError(f"override {assignment!r} must look like section.field=value (or task=NAME)")
     key, value = assignment.split("=", 1)
     parts = key.strip().split(".")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"override key {key!r} must be section.field, e.g. model.name")
+    if len(parts) not in (1, 2) or not all(parts):
+        raise ConfigError(f"override key {key!r} must be section.field (e.g. model.name) or a top-level field "
+                          "(e.g. task)")
+    parsed = yaml.safe_load(value) if value.strip() else None
+    if len(parts) == 1:
+        if parts[0] in ("model", "data", "train"):
+            raise ConfigError(f"override key {key!r} names a section; give section.field, e.g. {parts[0]}.<field>")
+        raw[parts[0]] = parsed
+        return
     section = raw.setdefault(parts[0], {})
     if not isinstance(section, dict):
         raise ConfigError(f"section '{parts[0]}' must be a mapping")
-    section[parts[1]] = yaml.safe_load(value) if value.strip() else None
+    section[parts[1]] = parsed
 
 
 def validate(config: Config) -> Config:
     """Check value ranges and choices; raise :class:`ConfigError` naming the field."""
-    targeted = config.task == "targeted_sentiment"
-    metrics = _METRICS.get(config.task, ())
-    poolings = ("mean", "target") if targeted else ("mean", "cls")
+    from rustance.tasks import TASKS, task_spec
+
+    if config.task not in TASKS:
+        raise ConfigError(f"field 'task' must be one of {', '.join(TASKS)}, got {config.task!r}")
+    spec = task_spec(config.task)
+    metrics, poolings = spec.metrics, spec.poolings
+    if config.train.metric_for_best is None:
+        config.train.metric_for_best = metrics[0]
     checks = [
-        (config.task in TASKS, "task", f"must be one of {', '.join(TASKS)}"),
         (config.model.max_length >= 8, "model.max_length", "must be at least 8"),
         (config.model.num_layers is None or config.model.num_layers >= 1, "model.num_layers", "must be at least 1"),
         (config.model.pooling in poolings, "model.pooling", f"must be one of {', '.join(poolings)} for this task"),
@@ -152,7 +168,8 @@ def validate(config: Config) -> Config:
          "must be typed, plain or segment"),
         (not (config.model.pooling == "target" and config.model.target_marker == "segment"), "model.pooling",
          "'target' needs an in-sentence marker (target_marker typed or plain)"),
-        (targeted or config.data.dev is not None, "data.dev", "must name a dev file for the stance task"),
+        (not spec.needs_dev_file or config.data.dev is not None, "data.dev",
+         f"must name a dev file for the {config.task} task"),
         (0 < config.data.dev_fraction < 1, "data.dev_fraction", "must be between 0 and 1"),
         (config.train.epochs >= 1, "train.epochs", "must be at least 1"),
         (config.train.max_steps is None or config.train.max_steps >= 1, "train.max_steps", "must be at least 1"),
@@ -165,6 +182,10 @@ def validate(config: Config) -> Config:
          f"must be one of {', '.join(metrics)} for task {config.task}"),
         (config.train.freeze_layers >= 0, "train.freeze_layers", "must be 0 or more"),
         (config.train.num_threads is None or config.train.num_threads >= 1, "train.num_threads", "must be at least 1"),
+        (config.train.device in DEVICES, "train.device", f"must be one of {', '.join(DEVICES)}"),
+        (not (config.train.bf16 and config.train.fp16), "train.bf16", "and train.fp16 cannot both be true"),
+        (config.train.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps", "must be at least 1"),
+        (config.train.eval_batch_size >= 1, "train.eval_batch_size", "must be at least 1"),
     ]
     for ok, name, message in checks:
         if not ok:

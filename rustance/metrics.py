@@ -120,3 +120,25 @@ def score_targeted(gold: list[str], pred: list[str]) -> dict:
 
 def headline_targeted(metrics: dict) -> dict[str, float]:
     return {"f1_pn": metrics["f1_pn"], "f1_pn0": metrics["f1_pn0"], "accuracy": metrics["accuracy"]}
+
+
+def decode_labels(topic: np.ndarray, stance: np.ndarray, sentiment: np.ndarray, topic_ids: list[str],
+                  thresholds: dict[str, float] | None = None) -> list[Labels]:
+    """Labels from probability (or logit-ordered) arrays: topics at or over their threshold (0.5 by default)
+    with their most probable stance, the most probable sentiment. The same rule as the predictor's."""
+    cut = np.array([(thresholds or {}).get(t, 0.5) for t in topic_ids])
+    present = np.asarray(topic) >= cut
+    stance_best = np.asarray(stance).argmax(-1)
+    sentiment_best = np.asarray(sentiment).argmax(-1)
+    labels = []
+    for i in range(len(present)):
+        every = {t: STANCES[stance_best[i, j]] for j, t in enumerate(topic_ids)}
+        labels.append(Labels(topics={t: every[t] for j, t in enumerate(topic_ids) if present[i, j]},
+                             sentiment=SENTIMENTS[sentiment_best[i]], stance_for=every))
+    return labels
+
+
+def gold_labels(presence: np.ndarray, stance: np.ndarray, sentiment: np.ndarray, topic_ids: list[str]) -> list[Labels]:
+    """Gold labels from the training targets (presence 0/1, stance index or -100, sentiment index)."""
+    return [Labels(topics={t: STANCES[int(stance[i, j])] for j, t in enumerate(topic_ids) if presence[i, j] > 0.5},
+                   sentiment=SENTIMENTS[int(sentiment[i])]) for i in range(len(presence))]

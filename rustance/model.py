@@ -1,53 +1,152 @@
-"""The rustance network: one shared encoder pass, three small heads.
+"""The rustance network as a Hugging Face model: :class:`RustanceConfig` + :class:`RustanceModel`.
+
+A checkpoint is an ordinary Hugging Face folder (``config.json`` with ``model_type: rustance``,
+``model.safetensors``, the tokenizer, ``README.md``). Importing this module registers the classes with
+``AutoConfig``/``AutoModel``, so ``AutoModel.from_pretrained(folder_or_hub_id)`` returns the task's model
+(``StanceModel`` or ``TargetSentimentModel``, chosen by the task registry from ``config.task``).
+
+The stance model: one shared encoder pass, three small heads.
 
 * topic head      — one sigmoid per topic: is the sentence about it?
 * stance head     — four logits per topic (a head shared by all topics plus a per-topic part)
 * sentiment head  — three logits for the sentence.
 
-Saved with ``save_pretrained``: the encoder's own config (so ``AutoConfig`` reads it) with
-``id2label``/``label2id`` for sentiment and a ``rustance`` block for topics and settings,
-the tokenizer, and ``model.safetensors``.
+Checkpoints of rustance 0.2 (the encoder's own ``config.json`` with a ``rustance`` block) hold the same
+weights; :func:`load_model` converts their config on load (with a log line) and ``rustance convert OLD NEW``
+writes the converted folder.
 """
 
 from __future__ import annotations
 
-from rustance.errors import RustanceError
+import json
+import logging
+import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.configuration_utils import SubConfigSpec
 
+from rustance.errors import RustanceError
 from rustance.labels import SENTIMENTS, STANCES, Topic
+from rustance.tasks import task_spec
+
+logger = logging.getLogger("rustance")
+
+#: files of a model folder besides the weights, config and tokenizer that conversion and saving carry over
+SIDE_FILES = ("training_config.yaml", "dev_metrics.json", "history.json", "training_curve.png", "evaluations.json")
 
 
 class ModelLoadError(RustanceError, RuntimeError):
     """An encoder or checkpoint that cannot be loaded as asked."""
 
 
-class EncoderModel(PreTrainedModel):
-    """A pretrained encoder plus small heads; subclasses add the heads and ``forward``."""
+class RustanceConfig(PretrainedConfig):
+    """Configuration of a rustance model: the task, its labels and input settings, and the encoder's config.
 
-    config_class = PretrainedConfig
-    base_model_prefix = "encoder"
+    ``encoder_config`` is the pretrained encoder's own config (any ``AutoConfig`` model type, BERT by default),
+    nested as a sub-config. ``thresholds`` (per-topic decision thresholds) and ``temperatures`` (per-head
+    calibration: probabilities are ``softmax(logits / T)``) are set after training, on dev.
+    """
+
+    model_type = "rustance"
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    encoder_config: dict | PretrainedConfig | None = None
+    task: str = "stance"
+    topics: list | None = None  # [{"id", "description"}] (stance task)
+    stances: list | None = None
+    pooling: str = "mean"  # mean | cls (stance); mean | target (targeted sentiment)
+    use_context: bool = False  # read the previous sentence (stance task)
+    context_mode: str = "pair"  # pair: a second segment | pooled: encoded alone, vectors joined at the heads
+    max_length: int = 128
+    text_prefix: str = ""
+    target_marker: str | None = None  # targeted sentiment: typed | plain | segment
+    thresholds: dict | None = None  # topic id -> decision threshold (default 0.5)
+    temperatures: dict | None = None  # head (stance, sentiment) -> softmax temperature (default 1)
+    base_model: str | None = None  # the pretrained encoder the model was fine-tuned from
+
+    #: the task settings, in the order of the 0.2 ``rustance`` block
+    SETTINGS = ("task", "topics", "stances", "pooling", "use_context", "context_mode", "max_length", "text_prefix",
+                "target_marker", "thresholds", "temperatures", "base_model")
+
+    @property
+    def settings(self) -> dict:
+        """The task settings as a plain dict (what the input builders and predictors read)."""
+        return {key: getattr(self, key) for key in self.SETTINGS}
+
+    @property
+    def rustance(self) -> dict:
+        """The 0.2 name of :attr:`settings` (read-only)."""
+        return self.settings
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder_config.hidden_size
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.encoder_config.num_attention_heads
+
+    @classmethod
+    def from_legacy(cls, config_dict: dict) -> "RustanceConfig":
+        """A config from a 0.2 ``config.json`` (the encoder's config with a ``rustance`` block)."""
+        encoder = {k: v for k, v in config_dict.items()
+                   if k not in ("rustance", "id2label", "label2id", "architectures", "transformers_version")}
+        settings = dict(config_dict["rustance"])
+        settings.setdefault("context_mode", "pair")  # 0.2 models without the field read their context as pair
+        known = {k: settings.pop(k) for k in list(settings) if k in cls.SETTINGS}
+        if settings:
+            logger.info("ignored 0.2 settings: %s", ", ".join(settings))
+        return cls(encoder_config=encoder, **known, **sentiment_labels())
+
+
+def sentiment_labels() -> dict:
+    return {"id2label": dict(enumerate(SENTIMENTS)), "label2id": {label: i for i, label in enumerate(SENTIMENTS)}}
+
+
+class RustanceModel(PreTrainedModel):
+    """A pretrained encoder plus small heads; the task's subclass adds the heads and ``forward``.
+
+    ``RustanceModel.from_pretrained`` / ``AutoModel.from_pretrained`` return the subclass that the task
+    registry names for ``config.task``.
+    """
+
+    config_class = RustanceConfig
+    base_model_prefix = "rustance"
+    main_input_name = "input_ids"
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
 
-    def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
+    def __init__(self, config: RustanceConfig, encoder: nn.Module | None = None):
         super().__init__(config)
-        self.encoder = encoder if encoder is not None else _encoder_from_config(config)
-        self.pooling = config.rustance.get("pooling", "mean")
-        self.dropout = nn.Dropout(getattr(config, "hidden_dropout_prob", 0.1) or 0.1)
+        self.encoder = encoder if encoder is not None else _encoder_from_config(config.encoder_config)
+        self.pooling = config.pooling
+        self.dropout = nn.Dropout(getattr(config.encoder_config, "hidden_dropout_prob", 0.1) or 0.1)
 
-    def _init_weights(self, module: nn.Module) -> None:  # weights come from the encoder or the heads' init
-        pass
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        if cls is RustanceModel:  # the factory: the task decides the class
+            config = kwargs.pop("config", None)
+            if not isinstance(config, RustanceConfig):
+                config = RustanceConfig.from_pretrained(pretrained_model_name_or_path)
+            model_class = task_spec(config.task).model_class()
+            return model_class.from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
-    @staticmethod
-    def _init_heads(*heads: nn.Linear) -> None:
-        for head in heads:
-            nn.init.normal_(head.weight, std=0.02)
-            nn.init.zeros_(head.bias)
+    @classmethod
+    def _from_config(cls, config, **kwargs):
+        if cls is RustanceModel:
+            return task_spec(config.task).model_class()._from_config(config, **kwargs)
+        return super()._from_config(config, **kwargs)
+
+    def _init_weights(self, module: nn.Module) -> None:  # the encoder's weights are pretrained
+        if isinstance(module, nn.Linear) and not any(module is m for m in self.encoder.modules()):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def hidden_states(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -66,7 +165,7 @@ def pooled_context(settings: dict) -> bool:
     return bool(settings.get("use_context")) and settings.get("context_mode", "pair") == "pooled"
 
 
-class StanceModel(EncoderModel):
+class StanceModel(RustanceModel):
     """Shared encoder with topic, per-topic stance and sentiment heads.
 
     With ``context_mode: pair`` (or no context) the heads read the pooled vector of one encoder input.
@@ -74,16 +173,16 @@ class StanceModel(EncoderModel):
     read both vectors side by side, so a corpus run encodes every sentence once and reuses it as context.
     """
 
-    def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
+    def __init__(self, config: RustanceConfig, encoder: nn.Module | None = None):
         super().__init__(config, encoder)
-        self.pooled_context = pooled_context(config.rustance)
-        n_topics, hidden = len(config.rustance["topics"]), config.hidden_size
+        self.pooled_context = pooled_context(config.settings)
+        n_topics, hidden = len(config.topics), config.hidden_size
         features = 2 * hidden if self.pooled_context else hidden
         self.topic_head = nn.Linear(features, n_topics)
         self.stance_shared = nn.Linear(features, len(STANCES))
         self.stance_per_topic = nn.Linear(features, n_topics * len(STANCES))
         self.sentiment_head = nn.Linear(features, len(SENTIMENTS))
-        self._init_heads(self.topic_head, self.stance_shared, self.stance_per_topic, self.sentiment_head)
+        self.post_init()
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return hidden[:, 0] if self.pooling == "cls" else self.mean_pool(hidden, mask)
@@ -115,6 +214,10 @@ class StanceModel(EncoderModel):
         return self.heads(features)
 
 
+AutoConfig.register("rustance", RustanceConfig, exist_ok=True)
+AutoModel.register(RustanceConfig, RustanceModel, exist_ok=True)
+
+
 def _encoder_from_config(config: PretrainedConfig) -> nn.Module:
     try:
         return AutoModel.from_config(config, add_pooling_layer=False)
@@ -139,7 +242,8 @@ def _load_encoder(name: str) -> nn.Module:
     missing = [k for k in info.get("missing_keys", []) if "pooler" not in k]
     if missing:
         raise ModelLoadError(
-            f"{name!r} lacks {len(missing)} encoder weights (e.g. {missing[:3]}); refusing to train from random weights"
+            f"{name!r} lacks {len(missing)} encoder weights (e.g. {sorted(missing)[:3]}); "
+            "refusing to train from random weights"
         )
     return encoder
 
@@ -154,27 +258,34 @@ def load_pretrained(name: str) -> tuple[nn.Module, object]:
     return encoder, tokenizer
 
 
+def new_config(encoder: nn.Module, task: str, **settings) -> RustanceConfig:
+    """A :class:`RustanceConfig` for a fresh model on ``encoder`` (its config is nested, copied)."""
+    return RustanceConfig(encoder_config=encoder.config.to_dict(), task=task, **settings, **sentiment_labels())
+
+
 def build_model(
     name: str, topics: tuple[Topic, ...], pooling: str, use_context: bool, max_length: int, text_prefix: str = "",
     context_mode: str = "pair", num_layers: int | None = None,
 ) -> tuple[StanceModel, object]:
-    """A fresh rustance model on top of the pretrained encoder ``name`` (only its lowest ``num_layers``
+    """A fresh stance model on top of the pretrained encoder ``name`` (only its lowest ``num_layers``
     transformer layers, if given), and its tokenizer."""
     encoder, tokenizer = load_pretrained(name)
     if num_layers is not None:
         keep_lowest_layers(encoder, num_layers)
-    with_settings(encoder.config, {
-        "task": "stance",
-        "topics": [{"id": t.id, "description": t.description} for t in topics],
-        "stances": list(STANCES),
-        "pooling": pooling,
-        "use_context": use_context,
-        "context_mode": context_mode,
-        "max_length": max_length,
-        "text_prefix": text_prefix,
-        "base_model": name,
-    })
-    return StanceModel(encoder.config, encoder=encoder), tokenizer
+    config = new_config(
+        encoder, "stance", topics=[{"id": t.id, "description": t.description} for t in topics],
+        stances=list(STANCES), pooling=pooling, use_context=use_context, context_mode=context_mode,
+        max_length=max_length, text_prefix=text_prefix, base_model=name)
+    return StanceModel(config, encoder=encoder), tokenizer
+
+
+def build_from_config(config) -> tuple[StanceModel, object]:
+    """The task registry's builder: a fresh stance model from a training :class:`rustance.config.Config`."""
+    from rustance.labels import load_topics
+
+    m = config.model
+    return build_model(m.name, load_topics(config.data.topics), m.pooling, m.use_context, m.max_length,
+                       m.text_prefix, m.context_mode, m.num_layers)
 
 
 def transformer_layers(encoder: nn.Module, n: int, option: str) -> nn.ModuleList:
@@ -193,33 +304,127 @@ def keep_lowest_layers(encoder: nn.Module, n: int) -> None:
     encoder.config.num_hidden_layers = n
 
 
-def with_settings(config: PretrainedConfig, settings: dict) -> PretrainedConfig:
-    """Store the ``rustance`` settings block and the sentiment labels in an encoder config (saved with it)."""
-    config.rustance = settings
-    config.id2label = dict(enumerate(SENTIMENTS))
-    config.label2id = {label: i for i, label in enumerate(SENTIMENTS)}
+def resolve_device(device: str | None = "auto") -> str:
+    """``auto``: CUDA, else Apple MPS, else CPU (the order the HF Trainer uses); an explicit device is checked."""
+    device = device or "auto"
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ModelLoadError(f"device must be auto, cpu, cuda or mps, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device cuda asked for, but torch sees no CUDA GPU here (this torch build: "
+                             f"{torch.__version__}); use --device cpu or auto")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ModelLoadError("device mps asked for, but torch sees no Apple GPU here; use --device cpu or auto")
+    return device
+
+
+def _read_config_dict(path: Path) -> dict:
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}/config.json cannot be read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}/config.json is not a JSON object")
+    return data
+
+
+def is_legacy_checkpoint(path: str | Path) -> bool:
+    """A 0.2 checkpoint: the encoder's own config.json with a ``rustance`` block."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        return False
+    data = _read_config_dict(path)
+    return data.get("model_type") != "rustance" and isinstance(data.get("rustance"), dict)
+
+
+def load_config(path: str | Path) -> RustanceConfig:
+    """The :class:`RustanceConfig` of a model folder or Hub id (0.2 folders converted in memory)."""
+    local = Path(path)
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ModelLoadError(f"{local} is not a rustance model folder (no config.json)")
+        data = _read_config_dict(local)
+        if data.get("model_type") != "rustance":
+            if isinstance(data.get("rustance"), dict):
+                return RustanceConfig.from_legacy(data)
+            raise ModelLoadError(f"{local} holds a plain encoder, not a trained rustance model "
+                                 f"(model_type {data.get('model_type')!r})")
+    elif str(path).startswith(("/", ".", "~")) or local.exists():
+        raise ModelLoadError(f"model folder {str(path)!r} does not exist")
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load a rustance model from {str(path)!r}: {exc}") from exc
+    if not isinstance(config, RustanceConfig):
+        raise ModelLoadError(f"{path} holds a plain encoder, not a trained rustance model")
     return config
 
 
-def load_checkpoint(path: str | Path) -> tuple[EncoderModel, object]:
-    """Load a model saved by ``rustance train`` (a folder), in eval mode."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"{path} is not a rustance model folder (no config.json)")
-    config = AutoConfig.from_pretrained(path)
-    if not hasattr(config, "rustance"):
-        raise ModelLoadError(f"{path} holds a plain encoder, not a trained rustance model (no 'rustance' block)")
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise ModelLoadError(f"{path} has no model.safetensors")
-    from safetensors.torch import load_file
+def load_model(path: str | Path, device: str | None = None) -> tuple[RustanceModel, object]:
+    """Load a trained rustance model (a folder or a Hub id) and its tokenizer, in eval mode.
 
-    if config.rustance.get("task", "stance") == "targeted_sentiment":
-        from rustance.target_model import TargetSentimentModel as model_class
-    else:
-        model_class = StanceModel
-    model = model_class(config)
-    model.load_state_dict(load_file(str(weights)), strict=True)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return model.eval(), tokenizer
+    A 0.2 folder is converted in memory, with a log line naming ``rustance convert``. Truncated weights,
+    weights of another architecture or missing files are a :class:`ModelLoadError`, never random weights."""
+    config = load_config(path)
+    local = Path(path)
+    if local.is_dir():
+        if not (local / "model.safetensors").is_file():
+            raise ModelLoadError(f"{local} has no model.safetensors")
+        if is_legacy_checkpoint(local):
+            logger.warning("%s is a rustance 0.2 checkpoint: converted on load; save it converted with "
+                           "`rustance convert %s NEW_FOLDER`", local, local)
+    model_class = task_spec(config.task).model_class()
+    try:
+        model, info = model_class.from_pretrained(str(path), config=config, output_loading_info=True)
+    except Exception as exc:  # safetensors, torch and hub errors have no common base class
+        raise ModelLoadError(f"cannot load the weights of {path}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''} (a truncated or foreign "
+                             "model.safetensors?)") from exc
+    problems = {name: info.get(name) for name in ("missing_keys", "unexpected_keys", "mismatched_keys")
+                if info.get(name)}
+    if problems:
+        detail = "; ".join(f"{len(v)} {k.replace('_', ' ')} (e.g. {sorted(map(str, v))[0]})"
+                           for k, v in problems.items())
+        raise ModelLoadError(f"{path}/model.safetensors does not fit a rustance {config.task} model: {detail}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of {path}: {exc}") from exc
+    model.eval()
+    if device is not None:
+        model.to(resolve_device(device))
+    return model, tokenizer
 
+
+def load_checkpoint(path: str | Path) -> tuple[RustanceModel, object]:
+    """The 0.2 name of :func:`load_model` (CPU)."""
+    return load_model(path)
+
+
+def convert_checkpoint(old: str | Path, new: str | Path) -> Path:
+    """Write a 0.2 checkpoint folder ``old`` as a 0.3 folder ``new`` (which must not exist): the same weights
+    with a :class:`RustanceConfig`, the tokenizer, the side files and a model card."""
+    old, new = Path(old), Path(new)
+    if new.exists():
+        raise ModelLoadError(f"{new} exists; choose a new folder for the converted model")
+    if not is_legacy_checkpoint(old):
+        raise ModelLoadError(f"{old} is not a rustance 0.2 checkpoint (no 'rustance' block in its config.json)")
+    model, tokenizer = load_model(old)
+    tmp = new.with_name(f".{new.name}.converting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    for name in SIDE_FILES:
+        if (old / name).is_file():
+            shutil.copy2(old / name, tmp / name)
+    from rustance.card import write_model_card
+
+    write_model_card(tmp)
+    tmp.rename(new)
+    return new

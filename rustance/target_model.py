@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
-
 from rustance.labels import SENTIMENTS
-from rustance.model import EncoderModel, load_pretrained, with_settings
+from rustance.model import RustanceConfig, RustanceModel, load_pretrained, new_config
 from rustance.targets import TargetExample, mark_target
 
 
-class TargetSentimentModel(EncoderModel):
+class TargetSentimentModel(RustanceModel):
     """Sentiment (negative / neutral / positive) toward the marked target of a sentence."""
 
-    def __init__(self, config: PretrainedConfig, encoder: nn.Module | None = None):
+    def __init__(self, config: RustanceConfig, encoder: nn.Module | None = None):
         super().__init__(config, encoder)
         width = config.hidden_size * (2 if self.pooling == "target" else 1)
         self.sentiment_head = nn.Linear(width, len(SENTIMENTS))
-        self._init_heads(self.sentiment_head)
+        self.post_init()
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, marker_index=None, **_):
         hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
@@ -40,24 +38,27 @@ def build_target_model(name: str, marker: str, pooling: str, max_length: int, te
     if pooling == "target" and marker == "segment":
         raise ValueError("model.pooling 'target' needs an in-sentence marker; use target_marker typed or plain")
     encoder, tokenizer = load_pretrained(name)
-    with_settings(encoder.config, {
-        "task": "targeted_sentiment",
-        "target_marker": marker,
-        "pooling": pooling,
-        "max_length": max_length,
-        "text_prefix": text_prefix,
-        "base_model": name,
-    })
-    return TargetSentimentModel(encoder.config, encoder=encoder), tokenizer
+    config = new_config(encoder, "targeted_sentiment", target_marker=marker, pooling=pooling, max_length=max_length,
+                        text_prefix=text_prefix, base_model=name)
+    return TargetSentimentModel(config, encoder=encoder), tokenizer
 
 
-def encode_targets(tokenizer, examples: list[TargetExample], settings: dict) -> dict[str, torch.Tensor]:
+def build_from_config(config) -> tuple[TargetSentimentModel, object]:
+    """The task registry's builder: a fresh model from a training :class:`rustance.config.Config`."""
+    m = config.model
+    return build_target_model(m.name, m.target_marker, m.pooling, m.max_length, m.text_prefix)
+
+
+def encode_targets(tokenizer, examples: list[TargetExample], settings: dict, tensors: bool = True) -> dict:
     """Tokenise examples with their targets marked; ``marker_index`` points at the opening marker
-    (0, the first token, when it was cut off or there is none)."""
-    prefix = settings.get("text_prefix", "")
+    (0, the first token, when it was cut off or there is none). ``tensors=False``: unpadded lists (for
+    ``datasets.Dataset.map``)."""
+    prefix = settings.get("text_prefix") or ""
     marked = [mark_target(e, settings["target_marker"]) for e in examples]
     texts = [prefix + text for text, _, _ in marked]
-    kwargs = dict(truncation=True, max_length=settings["max_length"], padding=True, return_tensors="pt")
+    kwargs = dict(truncation=True, max_length=settings["max_length"])
+    if tensors:
+        kwargs.update(padding=True, return_tensors="pt")
     if settings["target_marker"] == "segment":
         batch = tokenizer(texts, [segment for _, segment, _ in marked], **kwargs)
     else:
@@ -67,5 +68,5 @@ def encode_targets(tokenizer, examples: list[TargetExample], settings: dict) -> 
         token = batch.char_to_token(row, len(prefix) + char) if char is not None else None
         index.append(token or 0)
     inputs = dict(batch)
-    inputs["marker_index"] = torch.tensor(index, dtype=torch.long)
+    inputs["marker_index"] = torch.tensor(index, dtype=torch.long) if tensors else index
     return inputs

@@ -38,3 +38,24 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(bad)
+
+
+def test_top_level_override_sets_the_task():
+    config = load_config(None, ["task=targeted_sentiment", "data.dev=null"])
+    assert config.task == "targeted_sentiment" and config.train.metric_for_best == "f1_pn"
+    assert load_config(None, []).train.metric_for_best == "overall_macro_f1"
+    with pytest.raises(ConfigError, match="must be one of stance, targeted_sentiment"):
+        load_config(None, ["task=sarcasm"])
+    with pytest.raises(ConfigError, match="names a section"):
+        load_config(None, ["train=3"])
+
+
+def test_training_settings_are_checked():
+    config = load_config(None, ["train.bf16=true", "train.gradient_accumulation_steps=4", "train.device=cpu",
+                                "train.resume_from_checkpoint=last", "train.report_to=tensorboard"])
+    assert config.train.bf16 and config.train.gradient_accumulation_steps == 4
+    assert config.data.corpora_dir is None  # $RUSTANCE_CORPORA or ../shared/corpora, resolved when reading
+    with pytest.raises(ConfigError, match="train.device"):
+        load_config(None, ["train.device=tpu"])
+    with pytest.raises(ConfigError, match="train.bf16"):
+        load_config(None, ["train.bf16=true", "train.fp16=true"])

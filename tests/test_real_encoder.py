@@ -28,7 +28,7 @@ def test_e5_train_save_load_predict_evaluate(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
-    assert config["rustance"]["base_model"] == str(E5_DIR)
+    assert config["base_model"] == str(E5_DIR) and config["encoder_config"]["model_type"] == "bert"
     assert (out / "tokenizer.json").is_file()
 
     classifier = load(out)
@@ -49,13 +49,12 @@ def test_default_model_shape_with_real_wordpiece_tokenizer(tmp_path):
     """The default model's real config and tokenizer (random weights): checkpoint format and prediction."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from rustance.labels import SENTIMENTS, load_topics
-    from rustance.model import StanceModel
+    from rustance.labels import load_topics
+    from rustance.model import RustanceConfig, StanceModel, sentiment_labels
 
-    config = AutoConfig.from_pretrained(TINY2_SHAPE_DIR)
-    config.rustance = {"topics": [{"id": t.id, "description": t.description} for t in load_topics()],
-                       "pooling": "mean", "use_context": True, "max_length": 64, "text_prefix": ""}
-    config.id2label = dict(enumerate(SENTIMENTS))
+    config = RustanceConfig(encoder_config=AutoConfig.from_pretrained(TINY2_SHAPE_DIR).to_dict(),
+                            topics=[{"id": t.id, "description": t.description} for t in load_topics()],
+                            pooling="mean", use_context=True, max_length=64, text_prefix="", **sentiment_labels())
     model = StanceModel(config)
     model.save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(TINY2_SHAPE_DIR).save_pretrained(tmp_path)

@@ -117,7 +117,7 @@ def _train(tiny_encoder_dir, tmp_path, *extra) -> Path:
 def test_train_evaluate_predict_targeted(tiny_encoder_dir, tmp_path):
     out = _train(tiny_encoder_dir, tmp_path)
     config = json.loads((out / "config.json").read_text())
-    assert config["rustance"]["task"] == "targeted_sentiment" and config["rustance"]["target_marker"] == "typed"
+    assert config["task"] == "targeted_sentiment" and config["target_marker"] == "typed"
 
     report = tmp_path / "report"
     result = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(tmp_path / "train.tsv"),

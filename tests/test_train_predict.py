@@ -34,7 +34,7 @@ def trained(tiny_encoder_dir, tmp_path_factory):
 
 def test_checkpoint_layout(trained):
     model = trained / "model"
-    assert json.loads((model / "config.json").read_text())["rustance"]["context_mode"] == "pooled"  # the default
+    assert json.loads((model / "config.json").read_text())["context_mode"] == "pooled"  # the default
     for name in ("config.json", "model.safetensors", "training_config.yaml", "dev_metrics.json", "history.json"):
         assert (model / name).is_file(), name
     assert json.loads((model / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral",

@@ -36,13 +36,19 @@ def run_evaluation(
     corpora_dir: str | Path | None = None,
     batch_size: int = 32,
     log=print,
+    device: str = "auto",
+    split: str | None = None,
+    command: str | None = None,
 ) -> dict:
     """Score the model, a keyword baseline and TF-IDF + LR (trained on ``train_file``) on ``data``.
 
     Writes ``metrics.json``, ``report.md`` and confusion-matrix / per-topic PNGs to ``out_dir``.
+    (``split`` is for targeted sentiment; a stance model's files are its splits.)
     """
+    if split not in (None, "all"):
+        raise DataError("--split applies to targeted-sentiment models; give the stance split's file as --data")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    classifier = Classifier.load(model_dir, batch_size=batch_size)
+    classifier = Classifier.load(model_dir, batch_size=batch_size, device=device)
     records = load_records(data, classifier.topics, corpora_dir)
     if not records:
         raise DataError(f"{data}: no records to evaluate")

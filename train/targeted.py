@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from rustance.inference.targeted import TargetClassifier
 from rustance.labels import SENTIMENTS
 from rustance.metrics import headline_targeted, score_targeted
 from rustance.records import DataError
-from rustance.target_model import build_target_model, encode_targets
+from rustance.target_model import encode_targets
+from rustance.tasks import task_spec
 from rustance.targets import TargetExample, read_target_file, split_by_sentence
 from rustance.train.trainer import balanced_weights, read_training_config
 
@@ -41,32 +43,72 @@ def load_target_splits(train_file: str, dev_file: str | None, dev_fraction: floa
 
 
 class TargetSentimentTask:
-    """What the generic training loop needs for targeted sentiment."""
+    """Targeted sentiment for :func:`rustance.train.trainer.train` (see ``StanceTask`` for the interface)."""
+
+    label_names = ("labels",)
 
     def __init__(self, config: Config, log=print):
+        from datasets import Dataset
+
+        from rustance.train.trainer import PadCollator, _quiet_datasets
+
         data = config.data
-        self.train_examples, self.dev_examples = load_target_splits(data.train, data.dev, data.dev_fraction,
-                                                                    data.split_seed)
-        counts = Counter(e.label for e in self.train_examples)
-        log(f"train: {len(self.train_examples)} targets in {len({e.sentence for e in self.train_examples})} "
+        train_examples, self.dev_examples = load_target_splits(data.train, data.dev, data.dev_fraction,
+                                                               data.split_seed)
+        counts = Counter(e.label for e in train_examples)
+        log(f"train: {len(train_examples)} targets in {len({e.sentence for e in train_examples})} "
             f"sentences ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); dev: {len(self.dev_examples)}")
-        m = config.model
-        self.model, self.tokenizer = build_target_model(m.name, m.target_marker, m.pooling, m.max_length, m.text_prefix)
-        self.labels = torch.tensor([SENTIMENTS.index(e.label) for e in self.train_examples])
-        counts = torch.bincount(self.labels, minlength=len(SENTIMENTS))
-        weights = balanced_weights(counts) if config.train.class_weights else None
+        self.model, self.tokenizer = task_spec("targeted_sentiment").build(config)
+        labels = torch.tensor([SENTIMENTS.index(e.label) for e in train_examples])
+        weights = balanced_weights(torch.bincount(labels, minlength=len(SENTIMENTS))) if config.train.class_weights \
+            else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights)
-        self.classifier = TargetClassifier(self.model, self.tokenizer, batch_size=64)
-        self.lengths = [len(e.sentence) for e in self.train_examples]
+        self.calibrate = config.train.calibrate
+        self.collator = PadCollator(self.tokenizer.pad_token_id or 0, ("marker_index", "labels"))
+        settings = self.model.config.settings
+        _quiet_datasets()
 
-    def loss(self, idx: list[int]) -> torch.Tensor:
-        batch = encode_targets(self.tokenizer, [self.train_examples[i] for i in idx], self.model.config.rustance)
-        return self.loss_fn(self.model(**batch)["sentiment_logits"], self.labels[idx])
+        def encode(batch: dict) -> dict:
+            examples = [TargetExample(*row) for row in zip(batch["sentence"], batch["start"], batch["end"],
+                                                           batch["tag"])]
+            out = encode_targets(self.tokenizer, examples, settings, tensors=False)
+            out.pop("attention_mask", None)  # the collator builds it
+            out["length"] = [len(ids) for ids in out["input_ids"]]
+            return out
 
-    def evaluate(self) -> tuple[dict, dict]:
-        predictions = self.classifier.decode(self.dev_examples, self.classifier.probabilities(self.dev_examples))
-        metrics = score_targeted([e.label for e in self.dev_examples], [p.sentiment for p in predictions])
-        return metrics, headline_targeted(metrics)
+        def dataset(examples: list[TargetExample], name: str):
+            table = Dataset.from_dict({"sentence": [e.sentence for e in examples], "start": [e.start for e in examples],
+                                       "end": [e.end for e in examples], "tag": [e.tag for e in examples],
+                                       "labels": [SENTIMENTS.index(e.label) for e in examples]})
+            return table.map(encode, batched=True, remove_columns=["sentence", "start", "end", "tag"],
+                             new_fingerprint=f"rustance-{name}-{uuid.uuid4().hex}")
+
+        self.train_dataset, self.eval_dataset = dataset(train_examples, "train"), dataset(self.dev_examples, "dev")
+
+    def loss(self, outputs: dict, labels: dict) -> torch.Tensor:
+        self.loss_fn.to(outputs["sentiment_logits"].device)
+        return self.loss_fn(outputs["sentiment_logits"].float(), labels["labels"])
+
+    @staticmethod
+    def _logits(prediction):
+        logits = prediction.predictions
+        return logits[0] if isinstance(logits, (tuple, list)) else logits
+
+    def compute_metrics(self, prediction) -> dict[str, float]:
+        predicted = [SENTIMENTS[i] for i in np.asarray(self._logits(prediction)).argmax(-1)]
+        return headline_targeted(score_targeted([SENTIMENTS[i] for i in prediction.label_ids], predicted))
+
+    def finalize(self, model, prediction, log=print) -> dict:
+        """Explicit post-training step on dev: calibrate the sentiment head; returns the dev metrics."""
+        from rustance.train.trainer import fit_temperature
+
+        logits = self._logits(prediction)
+        if self.calibrate:
+            model.config.temperatures = {"sentiment": fit_temperature(logits, prediction.label_ids)}
+            log(f"calibration: temperatures {model.config.temperatures}")
+        predicted = [SENTIMENTS[i] for i in np.asarray(logits).argmax(-1)]
+        metrics = score_targeted([SENTIMENTS[i] for i in prediction.label_ids], predicted)
+        return {**headline_targeted(metrics), "detail": metrics}
 
 
 class MajorityBaseline:
@@ -152,7 +194,7 @@ def _select_split(examples: list[TargetExample], split: str | None, training: di
 
 def run_target_evaluation(model_dir: str | Path, data: str | Path, out_dir: str | Path, split: str | None = None,
                           train_file: str | Path | None = None, batch_size: int = 32, log=print,
-                          command: str | None = None) -> dict:
+                          command: str | None = None, device: str = "auto", corpora_dir=None) -> dict:
     """Score a targeted-sentiment model on a RuSentNE-format file, beside majority and TF-IDF baselines.
 
     ``split`` (dev / train) re-creates the by-sentence split stored in the model's training config, so
@@ -160,7 +202,7 @@ def run_target_evaluation(model_dir: str | Path, data: str | Path, out_dir: str 
     Writes ``metrics.json``, ``report.md``, PNG plots and ``predictions.tsv`` (line, span, label, probabilities).
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    classifier = TargetClassifier.load(model_dir, batch_size=batch_size)
+    classifier = TargetClassifier.load(model_dir, batch_size=batch_size, device=device)
     training = read_training_config(model_dir)
     examples, bad = read_target_file(data, strict=False)
     for row in bad[:20]:
