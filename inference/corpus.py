@@ -9,7 +9,6 @@ resumable one in :mod:`rustance.inference.engine`, or Ray in :mod:`rustance.infe
 from __future__ import annotations
 
 import errno
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass

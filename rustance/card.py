@@ -58,7 +58,10 @@ def model_card(model_dir: str | Path):
     training = _read(model_dir / "training_config.yaml")
     dev = _read(model_dir / "dev_metrics.json")
     evaluations = _read(model_dir / EVALUATIONS)
-    task = config.get("task", "stance")
+    from rustance.tasks import task_spec
+
+    spec = task_spec(config.get("task", "stance"))
+    task = spec.name
     base = config.get("base_model") or training.get("model", {}).get("name")
     name = model_dir.resolve().name
     sets = {"dev": _figures(dev, task)} if dev else {}
@@ -69,12 +72,11 @@ def model_card(model_dir: str | Path):
                for split, figures in sets.items() for metric, value in figures.items() if metric != "accuracy"]
     data = ModelCardData(
         language=["ru"], license=LICENSE, library_name="transformers", pipeline_tag="text-classification",
-        tags=["rustance", task.replace("_", "-"), "russian", "political-news", "stance-detection"
-              if task == "stance" else "targeted-sentiment"],
+        tags=["rustance", "russian", "political-news", *spec.card_tags],
         base_model=base if base and not str(base).startswith(("/", ".", "~")) else None,
         model_name=name, eval_results=results or None,
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(name, config, training, sets, task, base)}")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(name, config, training, sets, spec, base)}")
 
 
 def _table(sets: dict[str, dict[str, float]]) -> str:
@@ -89,27 +91,22 @@ def _table(sets: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _body(name: str, config: dict, training: dict, sets: dict, task: str, base: str | None) -> str:
+def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str | None) -> str:
     data, train = training.get("data", {}), training.get("train", {})
-    parts = [f"# {name}", ""]
-    if task == "stance":
-        topics = config.get("topics") or []
-        parts += [
-            "A rustance model: for each sentence of Russian political and diplomatic news it "
-            "says which **topics** it is about, its **stance** toward each (" + ", ".join(config.get("stances") or [])
-            + ") and its **sentiment** (negative, neutral, positive).", "",
-            "## Topics", "", *[f"- `{t['id']}`: {t.get('description', '')}" for t in topics], "",
-        ]
-        if config.get("thresholds"):
-            parts += ["Decision thresholds per topic (chosen on dev): "
-                      + ", ".join(f"`{k}` {v}" for k, v in config["thresholds"].items()), ""]
+    parts = [f"# {name}", "", f"A rustance model ({spec.description}). {spec.card_summary}", ""]
+    if config.get("topics"):
+        parts += ["## Labels", "", "Stances: " + ", ".join(config.get("stances") or []) + "; sentiment: "
+                  + ", ".join(str(v) for v in (config.get("id2label") or {}).values()) + ".", "",
+                  "## Topics", "", *[f"- `{t['id']}`: {t.get('description', '')}" for t in config["topics"]], ""]
     else:
-        parts += ["A rustance model for **entity-targeted sentiment** (RuSentNE-2023 style): "
-                  "the sentiment (negative, neutral, positive) of a sentence toward one marked entity.", ""]
+        parts += ["## Labels", "", "Sentiment: " + ", ".join(str(v) for v in (config.get("id2label") or {}).values())
+                  + ".", ""]
+    if config.get("thresholds"):
+        parts += ["Decision thresholds per topic (chosen on dev): "
+                  + ", ".join(f"`{k}` {v}" for k, v in config["thresholds"].items()), ""]
     parts += [
         "## Use", "", "```python", "from rustance import load", "", f'model = load("{name}")  # a folder or a Hub id',
-        'model.predict("Москва готова возобновить прямое авиасообщение.")' if task == "stance" else
-        'model.predict("Госдеп вновь отказался от переговоров, заявил Лавров.", target="Госдеп")', "```", "",
+        spec.card_example, "```", "",
         "`AutoModel.from_pretrained` loads it too after `import rustance.model` (which registers the "
         "`rustance` model type).", "",
         "## Model", "",
@@ -124,17 +121,12 @@ def _body(name: str, config: dict, training: dict, sets: dict, task: str, base: 
         f"checkpoint chosen on dev `{train.get('metric_for_best')}`",
         "- The full training configuration is `training_config.yaml` in this folder.", "",
         "## Results", "", _table(sets),
-        "Dev figures are optimistic: dev chose the checkpoint" + (", the thresholds" if task == "stance" else "")
-        + " and the calibration.", "",
+        "Dev figures are optimistic: dev chose the checkpoint" + (", the thresholds" if config.get("thresholds") else "")
+        + (" and the calibration" if config.get("temperatures") else "") + ".", "",
         "## Intended use and limitations", "",
-        "For analysts tracking official rhetoric in Russian political and diplomatic news, sentence by sentence. "
-        "Not for decisions about individuals, and not outside this news domain without re-evaluation.", "",
-        "The stance and topic labels of the training data were produced by AI annotator sessions following the "
-        "project's annotation guidelines (`data/GUIDELINES.md`; provenance in `data/README.md`), with part of the "
-        "data labelled twice to measure agreement; they are not an expert gold standard. Labels near a decision "
-        "threshold are the least reliable; figures come from one training seed." if task == "stance" else
-        "Trained on the RuSentNE-2023 training data (news sentences with annotated entities); the dev split is the "
-        "project's own, so the figures are not comparable with the shared task's official test results.", "",
+        "For analysts tracking official rhetoric in Russian political and diplomatic news. Not for decisions about "
+        "individuals, and not outside this news domain without re-evaluation.", "",
+        spec.card_limitations, "",
     ]
     return "\n".join(parts)
 

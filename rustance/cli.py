@@ -300,7 +300,7 @@ def export_onnx(
     from rustance.records import DataError, load_records
 
     try:
-        reference = load(model)
+        reference = load(model, device="cpu")  # ONNX export traces on the CPU
         records = load_records(check, reference.topics, corpora)
         run_export(reference, out, [r.text for r in records], [r.context for r in records], int8=int8,
                    min_agreement=min_agreement, log=lambda m: console.print(m, highlight=False))

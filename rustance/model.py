@@ -355,8 +355,8 @@ def load_config(path: str | Path) -> RustanceConfig:
                 return RustanceConfig.from_legacy(data)
             raise ModelLoadError(f"{local} holds a plain encoder, not a trained rustance model "
                                  f"(model_type {data.get('model_type')!r})")
-    elif str(path).startswith(("/", ".", "~")) or local.exists():
-        raise ModelLoadError(f"model folder {str(path)!r} does not exist")
+    elif str(path).startswith(("/", ".", "~")) or local.exists() or str(path).count("/") != 1:
+        raise ModelLoadError(f"{path} is not a rustance model folder (no such folder; a Hub id looks like org/name)")
     try:
         config = AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as exc:

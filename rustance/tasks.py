@@ -41,6 +41,10 @@ class TaskSpec:
     poolings: tuple[str, ...]  # allowed model.pooling values
     needs_dev_file: bool  # data.dev must name a file (else dev is split off the training file)
     corpus_inference: bool  # `rustance predict` (the corpus engines) can run it
+    card_summary: str = ""  # model card: what the model does (Markdown)
+    card_example: str = ""  # model card: one line of Python after `model = load(...)`
+    card_limitations: str = ""  # model card: how the labels were made, what the figures mean
+    card_tags: tuple[str, ...] = ()
 
     def model_class(self):
         return _resolve(self.model_path)
@@ -77,6 +81,15 @@ TASKS: dict[str, TaskSpec] = {
             poolings=("mean", "cls"),
             needs_dev_file=True,
             corpus_inference=True,
+            card_summary="For each sentence of Russian political and diplomatic news it says which **topics** it is "
+                         "about, its **stance** toward each and its **sentiment** (negative, neutral, positive).",
+            card_example='model.predict("Москва готова возобновить прямое авиасообщение.")',
+            card_limitations="The topic and stance labels of the training data were produced by AI annotator sessions "
+                             "following the project's annotation guidelines (`data/GUIDELINES.md`; provenance in "
+                             "`data/README.md`), with part of the data labelled twice to measure agreement; they are "
+                             "not an expert gold standard. Labels near a decision threshold are the least reliable; "
+                             "figures come from one training seed.",
+            card_tags=("stance-detection",),
         ),
         TaskSpec(
             name="targeted_sentiment",
@@ -91,6 +104,13 @@ TASKS: dict[str, TaskSpec] = {
             poolings=("mean", "target"),
             needs_dev_file=False,
             corpus_inference=False,
+            card_summary="**Entity-targeted sentiment** (RuSentNE-2023 style): the sentiment (negative, neutral, "
+                         "positive) of a sentence toward one marked entity.",
+            card_example='model.predict("Госдеп вновь отказался от переговоров, заявил Лавров.", target="Госдеп")',
+            card_limitations="Trained on the RuSentNE-2023 training data (news sentences with annotated entities); "
+                             "the dev split is the project's own, so the figures are not comparable with the shared "
+                             "task's official test results.",
+            card_tags=("targeted-sentiment",),
         ),
     )
 }
