@@ -49,8 +49,9 @@ def record_evaluation(model_dir: str | Path, name: str, data: str, headline: dic
     write_model_card(model_dir)
 
 
-def model_card(model_dir: str | Path):
-    """The :class:`huggingface_hub.ModelCard` of a model folder."""
+def model_card(model_dir: str | Path, name: str | None = None):
+    """The :class:`huggingface_hub.ModelCard` of a model folder (``name``: the model's name, default the
+    folder's)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     model_dir = Path(model_dir)
@@ -63,7 +64,7 @@ def model_card(model_dir: str | Path):
     spec = task_spec(config.get("task", "stance"))
     task = spec.name
     base = config.get("base_model") or training.get("model", {}).get("name")
-    name = model_dir.resolve().name
+    name = name or model_dir.resolve().name
     sets = {"dev": _figures(dev, task)} if dev else {}
     sets.update({key: _figures(value, task) for key, value in evaluations.items() if isinstance(value, dict)})
     results = [EvalResult(task_type="text-classification", dataset_type=f"rustance-{task}",
@@ -131,10 +132,10 @@ def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str |
     return "\n".join(parts)
 
 
-def write_model_card(model_dir: str | Path) -> Path:
+def write_model_card(model_dir: str | Path, name: str | None = None) -> Path:
     """(Re)write ``README.md`` in a model folder."""
     path = Path(model_dir) / "README.md"
-    model_card(model_dir).save(path)
+    model_card(model_dir, name).save(path)
     return path
 
 

@@ -425,6 +425,6 @@ def convert_checkpoint(old: str | Path, new: str | Path) -> Path:
             shutil.copy2(old / name, tmp / name)
     from rustance.card import write_model_card
 
-    write_model_card(tmp)
+    write_model_card(tmp, name=new.name)
     tmp.rename(new)
     return new

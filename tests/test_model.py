@@ -121,7 +121,7 @@ def test_legacy_checkpoint_loads_and_converts(tiny_pooled_model_dir, tmp_path, c
         torch.testing.assert_close(a[key], b[key])
     convert_checkpoint(legacy, tmp_path / "new")
     converted = AutoModel.from_pretrained(tmp_path / "new")
-    assert (tmp_path / "new" / "README.md").is_file()
+    assert "# new\n" in (tmp_path / "new" / "README.md").read_text()
     c = _outputs(converted, AutoTokenizer.from_pretrained(tmp_path / "new"))
     for key in a:
         torch.testing.assert_close(a[key], c[key])

@@ -102,6 +102,7 @@ def test_training_never_deletes_user_files_and_writes_a_model_card(tiny_encoder_
     dev = json.loads((out / "dev_metrics.json").read_text())
     assert any(r["metrics"][0]["value"] == pytest.approx(dev["overall_macro_f1"]) for r in metrics)
     assert "sanctions" in card and "GUIDELINES.md" in card and "| dev |" in card
+    assert data["model-index"][0]["name"] == "model" and 'load("model")' in card  # the folder's name, not a temp one
 
     # evaluate adds its figures to the card and refuses to overwrite a report
     data_file = toy_files[1]

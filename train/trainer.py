@@ -397,7 +397,7 @@ def save_model_folder(model, tokenizer, output_dir: Path, extra: dict[str, str |
             (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         from rustance.card import write_model_card
 
-        write_model_card(tmp)
+        write_model_card(tmp, name=output_dir.resolve().name)
         written = sorted(p.name for p in tmp.iterdir() if p.is_file())
         previous = []
         if (output_dir / MANIFEST).is_file():
