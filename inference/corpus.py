@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 
+from rustance.calibration import check_min_confidence
 from rustance.errors import RustanceError
 from rustance.inference.engine import (CorpusRunner, OutputConflict, OutputFolder, RunOptions, Summary, check_positive,
                                        configure_threads, output_schema, weights_digest, write_error)
@@ -52,7 +53,8 @@ def _enum(kind: type[Enum], value, option: str):
 
 @dataclass(frozen=True)
 class ComputeOptions:
-    """How the labels are computed; only ``engine``, ``backend`` and ``precision`` change the output."""
+    """How the labels are computed; only ``engine``, ``backend``, ``precision`` and ``min_confidence`` change
+    the output."""
 
     engine: Engine = Engine.LOCAL
     backend: Backend = Backend.TORCH
@@ -63,13 +65,20 @@ class ComputeOptions:
     ray_address: str | None = field(default=None, metadata={"fingerprint": False})
     num_actors: int = field(default=1, metadata={"fingerprint": False})  # Ray: model replicas
     device: str = field(default="auto", metadata={"fingerprint": False})  # local torch backend: auto|cpu|cuda|mps
+    # abstain: stances and topic decisions less confident than this are reported as uncertain (Classifier.decode);
+    # in the fingerprint when set (runs without it keep the fingerprint they had before the option existed)
+    min_confidence: float | None = field(default=None, metadata={"fingerprint": "if set"})
 
     def __post_init__(self):
         object.__setattr__(self, "engine", _enum(Engine, self.engine, "engine"))
         object.__setattr__(self, "backend", _enum(Backend, self.backend, "backend"))
         object.__setattr__(self, "precision", _enum(Precision, self.precision, "precision"))
         check_positive(batch_size=self.batch_size, threads=self.threads, workers=self.workers,
-                  num_actors=self.num_actors)
+                       num_actors=self.num_actors)
+        try:
+            check_min_confidence(self.min_confidence, "--min-confidence")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
 
 
 def _plain(value):
@@ -83,9 +92,11 @@ def _plain(value):
 
 
 def options_fingerprint(**options) -> dict:
-    """``{"<name>.<field>": value}`` for every field of the given option dataclasses that changes the output."""
+    """``{"<name>.<field>": value}`` for every field of the given option dataclasses that changes the output
+    (metadata ``fingerprint``: False leaves a field out, ``"if set"`` leaves it out while it is None)."""
     return {f"{name}.{f.name}": _plain(getattr(value, f.name)) for name, value in options.items()
-            for f in fields(value) if f.metadata.get("fingerprint", True)}
+            for f in fields(value) if f.metadata.get("fingerprint", True)
+            and not (f.metadata.get("fingerprint") == "if set" and getattr(value, f.name) is None)}
 
 
 def model_name(model_dir: Path) -> str:
@@ -156,7 +167,8 @@ def run_corpus(model: str | Path, inputs: Sequence[str] = ("-",), output: str | 
                               if output is not None else None, model_name(model), keep_columns=reading.keep_columns,
                               manifest_extra={"engine": Engine.LOCAL.value, "model": {
                                   "name": model_name(model), "path": str(model.resolve()),
-                                  "weights_sha256": weights_digest(model)}})
+                                  "weights_sha256": weights_digest(model)}},
+                              min_confidence=compute.min_confidence)
         stats = input_stats(paths)
         if output is not None and runner.up_to_date(stats):  # nothing to label: no model, no counting
             return _report(runner.run([], input_stats=stats))

@@ -180,13 +180,15 @@ def item_digest(entry: Document | Reject) -> bytes:
 DOCUMENT_COLUMNS = ("doc_id", "source", "line")
 
 
-def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict]:
+def label_rows(classifier, sentences: list[tuple], model_name: str, min_confidence: float | None = None) -> list[dict]:
     """Output rows for ``(document fields, index, start, end, text, context)`` sentences, where the document
     fields are ``doc_id``, ``source``, ``line`` and the kept columns: each row is those fields, the
-    sentence's :meth:`SentencePrediction.to_row` and the model name and rustance version."""
+    sentence's :meth:`SentencePrediction.to_row` and the model name and rustance version (``min_confidence``:
+    see :meth:`Classifier.decode`)."""
     topic, stance, sentiment, truncated = classifier.probabilities(
         [s[4] for s in sentences], [s[5] for s in sentences], with_truncation=True)
-    predictions = classifier.decode([s[4] for s in sentences], topic, stance, sentiment, truncated, every_topic=False)
+    predictions = classifier.decode([s[4] for s in sentences], topic, stance, sentiment, truncated, every_topic=False,
+                                    min_confidence=min_confidence)
     rows = []
     for (head, index, start, end, _, _), prediction in zip(sentences, predictions):
         prediction.start, prediction.end = start, end
@@ -196,8 +198,9 @@ def label_rows(classifier, sentences: list[tuple], model_name: str) -> list[dict
     return rows
 
 
-def output_schema(keep_columns: tuple[KeptColumn, ...] = ()):
-    """The Arrow schema of output rows (Parquet parts, and the Ray engine's output)."""
+def output_schema(keep_columns: tuple[KeptColumn, ...] = (), abstain: bool = False):
+    """The Arrow schema of output rows (Parquet parts, and the Ray engine's output); ``abstain`` (a run with
+    ``min_confidence``) adds ``uncertain_topics`` after ``topics``."""
     import pyarrow as pa
 
     topic = pa.struct([("topic", pa.string()), ("stance", pa.string()), ("probability", pa.float32()),
@@ -205,6 +208,7 @@ def output_schema(keep_columns: tuple[KeptColumn, ...] = ()):
     base = [
         ("doc_id", pa.string()), ("source", pa.string()), ("line", pa.int64()), ("sentence_index", pa.int32()),
         ("start", pa.int64()), ("end", pa.int64()), ("sentence", pa.string()), ("topics", pa.list_(topic)),
+        *([("uncertain_topics", pa.list_(topic))] if abstain else []),
         ("sentiment", pa.string()), *[(f"sentiment_{s}", pa.float32()) for s in SENTIMENTS],
         ("truncated", pa.bool_()), ("model", pa.string()), ("rustance_version", pa.string()),
     ]
@@ -293,14 +297,16 @@ class CorpusRunner:
 
     def __init__(self, classifier, output_dir: str | Path | None, options: RunOptions,
                  run_fingerprint: dict | None = None, model_name: str = "", progress=None,
-                 keep_columns: tuple[KeptColumn, ...] = (), manifest_extra: dict | None = None):
+                 keep_columns: tuple[KeptColumn, ...] = (), manifest_extra: dict | None = None,
+                 min_confidence: float | None = None):
         self.classifier = classifier
+        self.min_confidence = min_confidence  # abstain below it (Classifier.decode); adds uncertain_topics
         self.options = options
         self.fingerprint = run_fingerprint or {}
         self.model_name = model_name
         self.progress = progress  # a tqdm-like bar counting input items, or None
         self.keep_columns = tuple(keep_columns)
-        self.schema = output_schema(self.keep_columns)
+        self.schema = output_schema(self.keep_columns, abstain=min_confidence is not None)
         self.manifest_extra = manifest_extra or {}
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.manifest = self._open_manifest() if self.output_dir is not None else {"parts": []}
@@ -359,7 +365,8 @@ class CorpusRunner:
             for chunk in chunks:
                 sentences, size = chunk[0], self.options.window
                 windows = [sentences[begin : begin + size] for begin in range(0, len(sentences), size)]
-                pending.append((chunk, [(len(window), pool.submit(label_rows, self.classifier, window, self.model_name))
+                pending.append((chunk, [(len(window), pool.submit(label_rows, self.classifier, window, self.model_name,
+                                                                     self.min_confidence))
                                         for window in windows]))
                 if len(pending) > 1:
                     yield self._collect(*pending.popleft())

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rustance.calibration import UNCERTAIN, check_min_confidence, detection_confidence
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.metrics import Labels
 from rustance.inputs import EncodedSentence, InputBuilder, length_batches
@@ -38,18 +39,25 @@ class SentencePrediction:
     end: int | None = None
     all_topics: list[TopicStance] = field(default_factory=list, repr=False)  # every topic, any probability
     truncated: bool = False  # the sentence was longer than the model's max length and was cut
+    # with min_confidence: topics whose presence is uncertain (decision confidence below it), most probable
+    # first; they are not in ``topics``. None when no min_confidence was given.
+    uncertain_topics: list[TopicStance] | None = None
 
     def to_row(self) -> dict:
         """The prediction as one flat row, the shape of the corpus engines' output (Parquet/JSONL) and of
         ``predict --format jsonl``: ``sentence``, ``start``, ``end``, ``topics`` (a list of ``{topic, stance,
-        probability, <stance>: probability...}``, most probable first), ``sentiment``, ``sentiment_<label>``
-        probabilities and ``truncated``. Probabilities are rounded to 4 decimals."""
+        probability, <stance>: probability...}``, most probable first), with ``min_confidence`` also
+        ``uncertain_topics`` (same shape), ``sentiment``, ``sentiment_<label>`` probabilities and ``truncated``.
+        Probabilities are rounded to 4 decimals."""
+        def entries(topics: list[TopicStance]) -> list[dict]:
+            return [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
+                     **{s: round(t.stance_probabilities[s], 4) for s in STANCES},
+                     **({"words": [w.to_dict() for w in t.words]} if t.words is not None else {})} for t in topics]
+
         return {
             "start": self.start, "end": self.end, "sentence": self.text,
-            "topics": [{"topic": t.topic, "stance": t.stance, "probability": round(t.probability, 4),
-                        **{s: round(t.stance_probabilities[s], 4) for s in STANCES},
-                        **({"words": [w.to_dict() for w in t.words]} if t.words is not None else {})}
-                       for t in self.topics],
+            "topics": entries(self.topics),
+            **({"uncertain_topics": entries(self.uncertain_topics)} if self.uncertain_topics is not None else {}),
             "sentiment": self.sentiment,
             **{f"sentiment_{s}": round(self.sentiment_probabilities[s], 4) for s in SENTIMENTS},
             "truncated": self.truncated,
@@ -62,18 +70,6 @@ class SentencePrediction:
             sentiment=self.sentiment,
             stance_for={t.topic: t.stance for t in self.all_topics},
         )
-
-    def to_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "start": self.start,
-            "end": self.end,
-            "topics": {t.topic: {"stance": t.stance, "probability": round(t.probability, 4),
-                                 "stance_probabilities": {k: round(v, 4) for k, v in t.stance_probabilities.items()}}
-                       for t in self.topics},
-            "sentiment": self.sentiment,
-            "sentiment_probabilities": {k: round(v, 4) for k, v in self.sentiment_probabilities.items()},
-        }
 
 
 class Classifier:
@@ -104,17 +100,34 @@ class Classifier:
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str], contexts: list[str] | None = None, with_truncation: bool = False):
-        """Topic, stance and sentiment probabilities, in batches of similar token length.
+        """Topic, stance and sentiment probabilities (stance and sentiment calibrated with the model's softmax
+        temperatures), in batches of similar token length; see :meth:`logits`. With ``with_truncation`` also
+        returns, per sentence, whether it was cut to the model's max length."""
+        logits, truncated = self.logits(texts, contexts)
+        probabilities = self.scale(logits)
+        return (*probabilities, truncated) if with_truncation else probabilities
+
+    def scale(self, logits: dict[str, torch.Tensor], temperatures: dict[str, float] | None = None):
+        """``(topic, stance, sentiment)`` probabilities from :meth:`logits`: sigmoid for topics, softmax of the
+        logits divided by the head's temperature (``temperatures``, default the model's; ``{}`` for none)."""
+        temperatures = self.temperatures if temperatures is None else temperatures
+        return (torch.sigmoid(logits["topic_logits"]),
+                torch.softmax(logits["stance_logits"] / temperatures.get("stance", 1.0), -1),
+                torch.softmax(logits["sentiment_logits"] / temperatures.get("sentiment", 1.0), -1))
+
+    @torch.inference_mode()
+    def logits(self, texts: list[str], contexts: list[str] | None = None) -> tuple[dict[str, torch.Tensor], list[bool]]:
+        """The heads' logits (``topic_logits``, ``stance_logits``, ``sentiment_logits``; fp32, CPU) and, per
+        sentence, whether it was cut to the model's max length.
 
         Repeated inputs are computed once: the same sentence (with the same previous sentence, for models
         that read it as a second segment). A ``pooled`` context model encodes every distinct sentence and
         context once, so in a document each sentence's vector also serves as the next one's context.
-        With ``with_truncation`` also returns, per sentence, whether it was cut to the model's max length.
         """
         if not texts:
-            empty = (torch.empty(0, len(self.topics)), torch.empty(0, len(self.topics), len(STANCES)),
-                     torch.empty(0, len(SENTIMENTS)))
-            return (*empty, []) if with_truncation else empty
+            return ({"topic_logits": torch.empty(0, len(self.topics)),
+                     "stance_logits": torch.empty(0, len(self.topics), len(STANCES)),
+                     "sentiment_logits": torch.empty(0, len(SENTIMENTS))}, [])
         if self.inputs.pooled_context:
             contexts = contexts if contexts is not None else [""] * len(texts)
             slots: dict[str, int] = {}
@@ -134,10 +147,7 @@ class Classifier:
             items = self.inputs.encode([text for text, _ in pairs], [context for _, context in pairs])
             logits = {k: v[inverse] for k, v in self._run(items, lambda batch: self.model(**batch)).items()}
             truncated = [items[i].truncated for i in inverse]
-        probabilities = (torch.sigmoid(logits["topic_logits"]),
-                         torch.softmax(logits["stance_logits"] / self.temperatures.get("stance", 1.0), -1),
-                         torch.softmax(logits["sentiment_logits"] / self.temperatures.get("sentiment", 1.0), -1))
-        return (*probabilities, truncated) if with_truncation else probabilities
+        return logits, truncated
 
     def _autocast(self):
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -156,19 +166,22 @@ class Classifier:
         return outputs
 
     def predict(self, texts: str | list[str], contexts: list[str] | None = None,
-                explain: bool = False) -> list[SentencePrediction]:
+                explain: bool = False, min_confidence: float | None = None) -> list[SentencePrediction]:
         """Label sentences; ``contexts`` (the previous sentence of each) is optional. With ``explain`` every
         topic also gets ``words``: the words that most raised its stance (word occlusion, :mod:`rustance.explain`;
-        about one extra model input per word)."""
+        about one extra model input per word). With ``min_confidence`` (between 0 and 1) predictions below it
+        are reported as ``uncertain`` instead of a guess (see :meth:`decode`)."""
         if isinstance(texts, str):
             texts = [texts]
         if not all(isinstance(t, str) for t in texts):
             raise TypeError("predict() takes a string or a list of strings")
         if contexts is not None and len(contexts) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
+        check_min_confidence(min_confidence)
         if not texts:
             return []
-        predictions = self.decode(texts, *self.probabilities(list(texts), contexts, with_truncation=True))
+        predictions = self.decode(texts, *self.probabilities(list(texts), contexts, with_truncation=True),
+                                  min_confidence=min_confidence)
         if explain:
             from rustance.explain import explain_predictions
 
@@ -176,48 +189,71 @@ class Classifier:
         return predictions
 
     def decode(self, texts: list[str], topic: torch.Tensor, stance: torch.Tensor, sentiment: torch.Tensor,
-               truncated: list[bool] | None = None, every_topic: bool = True) -> list[SentencePrediction]:
+               truncated: list[bool] | None = None, every_topic: bool = True,
+               min_confidence: float | None = None) -> list[SentencePrediction]:
         """Turn probability tensors (from :meth:`probabilities`) into predictions (``every_topic=False``: leave
-        ``all_topics`` empty, which the corpus engines do not need)."""
+        ``all_topics`` empty, which the corpus engines do not need).
+
+        With ``min_confidence`` (abstain; :mod:`rustance.calibration`): a stance whose probability is below it
+        is reported as ``"uncertain"`` (its probabilities kept), and a topic whose decision confidence (``p`` if
+        at or over its threshold, else ``1 - p``) is below it goes to ``uncertain_topics`` instead of ``topics``
+        (whichever side of the threshold it is on)."""
+        min_confidence = check_min_confidence(min_confidence)
+        thresholds = self.threshold_array()
         chosen = self.chosen_topics(topic)
         stance = stance.float().numpy()
         sentiment = sentiment.float().numpy()
+        topic_np = topic.double().numpy()
         topic_p, sentiment_p = topic.float().numpy().tolist(), sentiment.tolist()
         stance_best, sentiment_best = stance.argmax(-1).tolist(), sentiment.argmax(-1).tolist()
+        stance_top = stance.max(-1).tolist()
         ids = [t.id for t in self.topics]
+        if min_confidence is not None:
+            unsure = (detection_confidence(topic_np, thresholds) < min_confidence).tolist()
+            order = np.argsort(-topic_np, axis=1, kind="stable").tolist()
         results = []
         for i, text in enumerate(texts):
             def entry(j: int) -> TopicStance:
-                return TopicStance(ids[j], topic_p[i][j], STANCES[stance_best[i][j]],
-                                   dict(zip(STANCES, stance[i, j].tolist())))
+                guess = STANCES[stance_best[i][j]]
+                if min_confidence is not None and stance_top[i][j] < min_confidence:
+                    guess = UNCERTAIN
+                return TopicStance(ids[j], topic_p[i][j], guess, dict(zip(STANCES, stance[i, j].tolist())))
 
             every = [entry(j) for j in range(len(ids))] if every_topic else []
+            pick = (lambda j: every[j]) if every_topic else entry
+            listed = chosen[i] if min_confidence is None else [j for j in chosen[i] if not unsure[i][j]]
             results.append(SentencePrediction(
                 text=text,
-                topics=[every[j] for j in chosen[i]] if every_topic else [entry(j) for j in chosen[i]],
+                topics=[pick(j) for j in listed],
                 sentiment=SENTIMENTS[sentiment_best[i]],
                 sentiment_probabilities=dict(zip(SENTIMENTS, sentiment_p[i])),
                 all_topics=every,
                 truncated=bool(truncated[i]) if truncated is not None else False,
+                uncertain_topics=None if min_confidence is None else [pick(j) for j in order[i] if unsure[i][j]],
             ))
         return results
+
+    def threshold_array(self) -> np.ndarray:
+        """Each topic's decision threshold (0.5 where the model has none), in the order of ``topics``."""
+        return np.array([self.thresholds.get(t.id, 0.5) for t in self.topics])
 
     def chosen_topics(self, topic: torch.Tensor) -> list[list[int]]:
         """Per sentence, the indices of the topics it is about (probability at or over the topic's threshold,
         0.5 by default), most probable first."""
-        thresholds = np.array([self.thresholds.get(t.id, 0.5) for t in self.topics])
+        thresholds = self.threshold_array()
         probabilities = topic.double().numpy()
         above = (probabilities >= thresholds).tolist()
         order = np.argsort(-probabilities, axis=1, kind="stable").tolist()
         return [[j for j in row if keep[j]] for row, keep in zip(order, above)]
 
-    def predict_document(self, text: str) -> list[SentencePrediction]:
-        """Split Russian text into sentences (razdel) and label each, with offsets and context."""
+    def predict_document(self, text: str, min_confidence: float | None = None) -> list[SentencePrediction]:
+        """Split Russian text into sentences (razdel) and label each, with offsets and context (``min_confidence``
+        as in :meth:`predict`)."""
         if not isinstance(text, str):
             raise TypeError("predict_document() takes a string")
         sentences = split_sentences(text)
         contexts = [""] + [s.text for s in sentences[:-1]]
-        predictions = self.predict([s.text for s in sentences], contexts)
+        predictions = self.predict([s.text for s in sentences], contexts, min_confidence=min_confidence)
         for sentence, prediction in zip(sentences, predictions):
             prediction.start, prediction.end = sentence.start, sentence.end
         return predictions

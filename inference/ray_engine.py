@@ -92,7 +92,7 @@ class SentenceLabeller:
     """A Ray actor: loads the model once, labels batches of sentence rows."""
 
     def __init__(self, model_dir: str, batch_size: int, threads: int, model_name: str, reading: ReaderOptions,
-                 dates_as_text: bool):
+                 dates_as_text: bool, min_confidence: float | None = None):
         import torch
 
         from rustance.inference.predictor import load
@@ -101,7 +101,8 @@ class SentenceLabeller:
         self.classifier = load(model_dir, batch_size=batch_size)
         self.model_name = model_name
         self.kept = [name for c in reading.keep_columns for name in c.output_columns]
-        schema = output_schema(reading.keep_columns)
+        self.min_confidence = min_confidence
+        schema = output_schema(reading.keep_columns, abstain=min_confidence is not None)
         if dates_as_text:  # JSON output: kept dates as ISO 8601 text, as the local engine writes them
             import pyarrow as pa
 
@@ -124,7 +125,8 @@ class SentenceLabeller:
             if self.dates_as_text:
                 head = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in head.items()}
             sentences.append((head, row["sentence_index"], row["start"], row["end"], row["sentence"], row["context"]))
-        return pa.Table.from_pylist(label_rows(self.classifier, sentences, self.model_name), schema=self.schema)
+        rows = label_rows(self.classifier, sentences, self.model_name, self.min_confidence)
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
 def _open_folder(output: Path, fingerprint: dict, stats: list | None) -> dict | None:
@@ -171,7 +173,7 @@ def run_ray(model_dir: Path, paths: list[str], output: Path, reading: ReaderOpti
             summary = Summary(skipped_items=done["totals"].get("documents", 0) + done["totals"].get("rejected", 0))
             summary.totals = done["totals"]
             return summary
-        schema = output_schema(reading.keep_columns)
+        schema = output_schema(reading.keep_columns, abstain=compute.min_confidence is not None)
         manifest = {"engine": "ray", "fingerprint": fingerprint, "rustance": __version__,
                     "model": {"name": model_name, "path": str(model_dir.resolve()),
                               "weights_sha256": fingerprint.get("weights_sha256")},
@@ -191,7 +193,7 @@ def run_ray(model_dir: Path, paths: list[str], output: Path, reading: ReaderOpti
         labelled = sentences.map_batches(
             SentenceLabeller,
             fn_constructor_args=(str(model_dir.resolve()), compute.batch_size, compute.threads or 1, model_name,
-                                 reading, writing.output_format.value == "jsonl"),
+                                 reading, writing.output_format.value == "jsonl", compute.min_confidence),
             batch_size=2048,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=compute.num_actors),

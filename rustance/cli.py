@@ -205,6 +205,9 @@ def predict(
     device: Annotated[str, typer.Option(help="torch backend: auto (CUDA, then MPS, then CPU), cpu, cuda or mps")] = "auto",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray)")] = None,
     num_actors: Annotated[int, typer.Option(help="Ray engine: model replicas (actors), one CPU each by default")] = 1,
+    min_confidence: Annotated[Optional[float], typer.Option(
+        help="abstain: a stance whose probability is below this (0 < x < 1) is written as 'uncertain', and a topic "
+             "whose presence decision is less confident goes to uncertain_topics (default: off)")] = None,
 ) -> None:
     """Label every sentence of a corpus: streaming, resumable, bad input goes to _rejects.jsonl."""
     from rustance.errors import RustanceError
@@ -228,7 +231,8 @@ def predict(
         writing = RunOptions(output_format=output_format, part_sentences=part_sentences)
         _check_device(device)
         compute = ComputeOptions(engine=engine, backend=backend, precision=precision, batch_size=batch_size, device=device,
-                                 threads=threads, workers=workers, ray_address=ray_address, num_actors=num_actors)
+                                 threads=threads, workers=workers, ray_address=ray_address, num_actors=num_actors,
+                                 min_confidence=min_confidence)
         summary = run_corpus(model, inputs or ["-"], output, reading=reading, writing=writing, compute=compute,
                              emit=emit)
     except RustanceError as exc:

@@ -125,7 +125,10 @@ def add_explanations(classifier, rows: list[dict], contexts: Sequence[str], top_
     from rustance.labels import STANCES
 
     topic_index = {t.id: j for j, t in enumerate(classifier.topics)}
-    targets = [[(topic_index[t["topic"]], STANCES.index(t["stance"])) for t in row["topics"]] for row in rows]
+    # an uncertain stance (min_confidence) is explained as its best guess
+    targets = [[(topic_index[t["topic"]], STANCES.index(t["stance"] if t["stance"] in STANCES else
+                                                        max(STANCES, key=t.get))) for t in row["topics"]]
+               for row in rows]
     found = occlusion([row["sentence"] for row in rows], targets, classifier_stance(classifier), contexts, top_k)
     for row, per_topic in zip(rows, found):
         for entry, words in zip(row["topics"], per_topic):
@@ -150,7 +153,9 @@ def explain_predictions(classifier, predictions: list, contexts: Sequence[str] |
     from rustance.labels import STANCES
 
     topic_index = {t.id: j for j, t in enumerate(classifier.topics)}
-    targets = [[(topic_index[t.topic], STANCES.index(t.stance)) for t in p.topics] for p in predictions]
+    targets = [[(topic_index[t.topic], STANCES.index(t.stance if t.stance in STANCES else
+                                                     max(STANCES, key=t.stance_probabilities.get)))
+                 for t in p.topics] for p in predictions]  # an uncertain stance (min_confidence): its best guess
     found = occlusion([p.text for p in predictions], targets, classifier_stance(classifier), contexts, top_k)
     for prediction, per_topic in zip(predictions, found):
         for topic, words in zip(prediction.topics, per_topic):

@@ -48,6 +48,12 @@ def _report(gold: list, pred: list, labels: list[str], average_over: list[str] |
     }
 
 
+def macro_f1(gold: list[str], pred: list[str], labels: list[str], average_over: list[str] | None = None) -> float | None:
+    """Macro-F1 over ``average_over`` (default ``labels``) as :func:`score` computes it (classes without gold
+    support are left out of the mean); None when there are no items."""
+    return _report(gold, pred, labels, average_over)["macro_f1"] if gold else None
+
+
 def score(gold: list[Labels], pred: list[Labels], topic_ids: list[str]) -> dict:
     """All metrics for parallel lists of gold and predicted labels."""
     if len(gold) != len(pred):

@@ -34,8 +34,8 @@ def corpus(tmp_path) -> Path:
     return path
 
 
-def _local_rows(model, corpus, out) -> list[dict]:
-    result = runner.invoke(app, ["predict", "--model", str(model), str(corpus), "--output", str(out)])
+def _local_rows(model, corpus, out, *extra) -> list[dict]:
+    result = runner.invoke(app, ["predict", "--model", str(model), str(corpus), "--output", str(out), *extra])
     assert result.exit_code == 0, result.output
     return sorted(iter_rows(out), key=lambda r: (r["doc_id"], r["sentence_index"]))
 
@@ -66,6 +66,18 @@ def test_ray_engine_matches_local_engine(local_ray, tiny_model_dir, corpus, tmp_
     _assert_same(local, distributed)
     rejects = [json.loads(line) for p in (tmp_path / "ray" / "rejects").glob("*.json") for line in p.read_text().splitlines()]
     assert [(r["line"], r["reason"]) for r in rejects] == [(len(DOCS) * 3 + 1, "empty document")]
+
+
+def test_ray_engine_abstains_like_the_local_engine(local_ray, tiny_model_dir, corpus, tmp_path):
+    local = _local_rows(tiny_model_dir, corpus, tmp_path / "local", "--min-confidence", "0.27")
+    distributed = _ray_rows(tiny_model_dir, corpus, tmp_path / "ray", "--min-confidence", "0.27")
+    _assert_same(local, distributed)
+    stances = [t["stance"] for r in local for t in r["topics"] + r["uncertain_topics"]]
+    assert "uncertain" in stances and set(stances) - {"uncertain"}  # 0.27 splits the tiny model's stances
+    for a, b in zip(local, distributed):
+        assert [t["topic"] for t in a["uncertain_topics"]] == [t["topic"] for t in b["uncertain_topics"]]
+    manifest = json.loads((tmp_path / "ray" / "_manifest.json").read_text())
+    assert manifest["fingerprint"]["compute.min_confidence"] == 0.27 and "uncertain_topics" in manifest["schema"]
 
 
 def test_crashed_actor_is_restarted_and_output_complete(local_ray, tiny_model_dir, corpus, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """End to end on a tiny BERT: train via the CLI, load, predict, evaluate."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -54,7 +55,7 @@ def test_predict_returns_typed_deterministic_results(trained):
     first, again = classifier.predict(texts), classifier.predict(list(reversed(texts)))[::-1]
     assert all(isinstance(p, SentencePrediction) for p in first)
     assert all(isinstance(t, TopicStance) for p in first for t in p.topics)
-    assert [p.to_dict() for p in first] == [p.to_dict() for p in again]
+    assert [p.to_row() for p in first] == [p.to_row() for p in again]
     for p in first:
         assert sum(p.sentiment_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
         assert len(p.all_topics) == 7
@@ -100,16 +101,68 @@ def test_training_is_reproducible(tiny_encoder_dir, toy_files, tmp_path):
 
 
 def test_evaluate_writes_report_with_baselines(trained, tmp_path):
+    import sys
+
+    import numpy as np
+
+    from conftest import write_jsonl
+    from rustance.calibration import top_label
+    from rustance.labels import STANCES
+
     out = tmp_path / "eval"
-    result = runner.invoke(app, ["evaluate", "--model", str(trained / "model"), "--data", str(trained / "dev.jsonl"),
-                                 "--out", str(out)])
+    records = [json.loads(line) for line in (trained / "dev.jsonl").read_text().splitlines()]
+    for record in records[:4]:  # a context slice for the study's context recall (read from predictions.jsonl)
+        record["context_needed"] = True
+    data = write_jsonl(tmp_path / "dev.jsonl", records)
+    result = runner.invoke(app, ["evaluate", "--model", str(trained / "model"), "--data", str(data), "--out", str(out),
+                                 "--train", str(trained / "train.jsonl")])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "metrics.json").read_text())
     assert set(summary["headline"]) == {"model", "keyword rules", "TF-IDF + logistic regression"}
-    for task in ("stance", "sentiment", "joint"):
-        assert (out / f"confusion_{task}.png").stat().st_size > 1000
-    assert "TF-IDF" in (out / "report.md").read_text()
-    assert "stance" in result.output
+    for image in ("confusion_stance", "confusion_sentiment", "confusion_joint", "reliability", "coverage"):
+        assert (out / f"{image}.png").stat().st_size > 1000, image
+    report = (out / "report.md").read_text()
+    assert "TF-IDF" in report and "## Model: calibration" in report and "![coverage curve](coverage.png)" in report
+    assert "stance" in result.output and "calibration: stance ECE" in result.output
+
+    # calibration: ECE of the stance head over the gold topics' pairs, with the saved temperature and without
+    classifier = load(trained / "model", device="cpu")
+    calibration = summary["calibration"]
+    assert calibration["stance"]["temperature"] == classifier.temperatures["stance"] != 1.0
+    texts = [r["text"] for r in records]
+    for when, temperatures in (("after", dict(classifier.temperatures)), ("before", {})):
+        classifier.temperatures = temperatures
+        predictions = classifier.predict(texts)
+        pairs = [(p.all_topics[[t.topic for t in p.all_topics].index(topic)].stance_probabilities, STANCES.index(s))
+                 for p, r in zip(predictions, records) for topic, s in r["topics"].items()]
+        expected = top_label(np.array([[probs[s] for s in STANCES] for probs, _ in pairs]),
+                             np.array([g for _, g in pairs]))
+        assert calibration["stance"][when]["ece"] == pytest.approx(expected["ece"], abs=1e-4), when
+        assert calibration["stance"][when]["n"] == len(pairs) == 14
+        assert sum(b["count"] for b in calibration["sentiment"][when]["bins"]) == len(records)
+    assert calibration["stance"]["before"]["ece"] != calibration["stance"]["after"]["ece"]
+    rows = [line for line in report.splitlines() if line.startswith("| stance | 14 |")]
+    assert rows and f"{calibration['stance']['after']['ece']:.3f}" in rows[0]
+
+    # coverage: every pair answered at cut 0 (the model's own figures), fewer as the cut rises
+    for task in ("stance", "joint"):
+        curve = summary["coverage"][task]
+        assert curve[0]["cut"] == 0 and curve[0]["coverage"] == 1.0
+        assert curve[0]["macro_f1"] == pytest.approx(summary["headline"]["model"][f"{task}_macro_f1"])
+        assert [p["coverage"] for p in curve] == sorted((p["coverage"] for p in curve), reverse=True)
+
+    # predictions.jsonl: the one row shape (to_row) plus the record id, readable by the stance study
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    classifier.temperatures = {"stance": calibration["stance"]["temperature"],
+                               "sentiment": calibration["sentiment"]["temperature"]}
+    assert lines[0] == {"id": records[0]["id"], **classifier.predict(texts[:1])[0].to_row()}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from stance_study import context_recall
+
+    recall, total = context_recall(data, out / "predictions.jsonl", str(tmp_path))
+    found = [{t["topic"] for t in line["topics"]} for line in lines[:4]]
+    assert total == 4 and recall == pytest.approx(sum(topic in f for r, f in zip(records[:4], found)
+                                                       for topic in r["topics"]) / 4)
 
 
 def test_cli_errors_are_clear(tmp_path, tiny_encoder_dir, toy_files):

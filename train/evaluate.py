@@ -6,13 +6,13 @@ import json
 import time
 from pathlib import Path
 
-
+from rustance.calibration import BINS, coverage_curve, top_label
 from rustance.inference.predictor import Classifier
 from rustance.metrics import headline, score
 from rustance.records import DataError, load_records
 from rustance.train.baselines import KeywordBaseline, TfidfBaseline
-from rustance.train.report import write_plots, write_markdown
-from rustance.train.trainer import read_training_config, record_labels
+from rustance.train.report import write_confidence_plots, write_markdown, write_plots
+from rustance.train.trainer import read_training_config, record_labels, record_targets
 
 
 def _training_file(model_dir: Path) -> str | None:
@@ -20,12 +20,31 @@ def _training_file(model_dir: Path) -> str | None:
 
 
 def _prediction_row(record, prediction) -> dict:
-    """One line of predictions.jsonl; stand-off records keep their reference, not the corpus text."""
-    row = {"id": record.id, **prediction.to_dict()}
+    """One line of predictions.jsonl: the record's id and the prediction's :meth:`SentencePrediction.to_row`
+    (the shape of ``rustance predict``'s rows); stand-off records keep their reference, not the corpus text."""
+    row = {"id": record.id, **prediction.to_row()}
     if record.source is not None:
-        del row["text"]
+        del row["sentence"]
         row["source"] = record.source
     return row
+
+
+def confidence_report(classifier: Classifier, logits: dict, records) -> tuple[dict, dict]:
+    """Calibration (top-label ECE of the stance head over gold (sentence, topic) pairs and of the sentiment
+    head, with the model's temperatures and without) and the coverage curves (:mod:`rustance.calibration`)."""
+    targets = record_targets(records, classifier.topics)
+    presence, stance_gold, sentiment_gold = (targets[k].numpy() for k in ("presence", "stance", "sentiment"))
+    present = presence > 0.5
+    calibration = {"bins": BINS, "confidence": "top-label probability",
+                   "stance_pairs": "gold (sentence, topic) pairs: the stance predicted for each gold topic"}
+    for head in ("stance", "sentiment"):
+        calibration[head] = {"temperature": float(classifier.temperatures.get(head, 1.0))}
+    for when, temperatures in (("before", {}), ("after", None)):
+        topic_p, stance_p, sentiment_p = (t.double().numpy() for t in classifier.scale(logits, temperatures))
+        calibration["stance"][when] = top_label(stance_p[present], stance_gold[present])
+        calibration["sentiment"][when] = top_label(sentiment_p, sentiment_gold)
+    coverage = coverage_curve(topic_p, stance_p, presence, stance_gold, classifier.threshold_array())
+    return calibration, coverage
 
 
 def run_evaluation(
@@ -58,7 +77,8 @@ def run_evaluation(
 
     systems = {}
     started = time.time()
-    predictions = classifier.predict(texts, [r.context for r in records])
+    logits, truncated = classifier.logits(texts, [r.context for r in records])
+    predictions = classifier.decode(texts, *classifier.scale(logits), truncated)
     systems["model"] = {"metrics": score(gold, [p.to_labels() for p in predictions], topic_ids),
                         "seconds": round(time.time() - started, 2)}
     log(f"model: {len(records)} sentences in {systems['model']['seconds']} s")
@@ -73,6 +93,10 @@ def run_evaluation(
     for baseline in baselines:
         systems[baseline.name] = {"metrics": score(gold, baseline.predict(texts), topic_ids)}
 
+    calibration, coverage = confidence_report(classifier, logits, records)
+    for head in ("stance", "sentiment"):
+        log(f"calibration: {head} ECE {calibration[head]['before']['ece']:.3f} before scaling, "
+            f"{calibration[head]['after']['ece']:.3f} after (T = {calibration[head]['temperature']:g})")
     summary = {
         "model_dir": str(model_dir),
         "data": str(data),
@@ -80,10 +104,13 @@ def run_evaluation(
         "n_sentences": len(records),
         "headline": {name: headline(s["metrics"]) for name, s in systems.items()},
         "systems": systems,
+        "calibration": calibration,
+        "coverage": coverage,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     images = write_plots(systems, topic_ids, out_dir)
+    images.update(write_confidence_plots(calibration, coverage, out_dir))
     write_markdown(summary, images, out_dir / "report.md")
     (out_dir / "predictions.jsonl").write_text(
         "".join(json.dumps(_prediction_row(r, p), ensure_ascii=False) + "\n" for r, p in zip(records, predictions)),

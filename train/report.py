@@ -57,6 +57,101 @@ def write_plots(systems: dict, topic_ids: list[str], out_dir: Path) -> dict[str,
     return images
 
 
+COVERAGE_TABLE_CUTS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the rows of report.md's coverage table
+
+
+def write_confidence_plots(calibration: dict, coverage: dict, out_dir: Path) -> dict[str, str]:
+    """Reliability diagrams (stance and sentiment heads, before and after temperature scaling, with the
+    bin counts) and the coverage curve (macro-F1 of the answered pairs against their share)."""
+    heads = ("stance", "sentiment")
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    for column, head in enumerate(heads):
+        top, bottom = axes[0][column], axes[1][column]
+        top.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect calibration")
+        width = 1 / calibration["bins"]
+        for k, (when, colour) in enumerate((("before", "#d95f02"), ("after", "#1b9e77"))):
+            result = calibration[head][when]
+            used = [b for b in result["bins"] if b["count"]]
+            label = (f"{when}: T = {calibration[head]['temperature']:g}" if when == "after" else "before: T = 1")
+            top.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], marker="o", color=colour,
+                     label=f"{label}, ECE {result['ece']:.3f}")
+            bottom.bar([b["lower"] + width * (0.25 + 0.5 * k) for b in result["bins"]],
+                       [b["count"] for b in result["bins"]], width / 2, color=colour, label=when)
+        pairs = "(sentence, gold topic) pairs" if head == "stance" else "sentences"
+        top.set_title(f"{head} head: {calibration[head]['after']['n']} {pairs}", fontsize=10)
+        top.set_ylabel("accuracy in bin")
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.legend(fontsize=8, loc="upper left")
+        bottom.set_xlabel(f"top-label confidence ({calibration['bins']} bins)")
+        bottom.set_ylabel("count")
+        bottom.legend(fontsize=8)
+    fig.suptitle("reliability diagrams: before and after temperature scaling")
+    fig.tight_layout()
+    fig.savefig(out_dir / "reliability.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, colour in (("stance", "#7570b3"), ("joint", "#e7298a")):
+        points = [p for p in coverage[name] if p["macro_f1"] is not None]
+        ax.plot([p["coverage"] for p in points], [p["macro_f1"] for p in points], marker=".", color=colour,
+                label="stance given the gold topic" if name == "stance" else "joint (topic and stance)")
+        for p in points:
+            if p["cut"] in COVERAGE_TABLE_CUTS[1:]:
+                ax.annotate(f"{p['cut']:g}", (p["coverage"], p["macro_f1"]), fontsize=7, color=colour,
+                            textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("coverage (share of pairs answered)")
+    ax.set_ylabel("macro-F1 of the answered pairs")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1)
+    ax.invert_xaxis()
+    ax.set_title("abstaining below a confidence cut (labels: min_confidence)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "coverage.png", dpi=110)
+    plt.close(fig)
+    return {"reliability": "reliability.png", "coverage": "coverage.png"}
+
+
+def _confidence_markdown(summary: dict, images: dict[str, str]) -> list[str]:
+    calibration, coverage = summary["calibration"], summary["coverage"]
+    rows = []
+    for head in ("stance", "sentiment"):
+        c = calibration[head]
+        rows.append([head, str(c["after"]["n"]), f"{c['temperature']:g}", f"{c['before']['ece']:.3f}",
+                     f"{c['after']['ece']:.3f}", f"{c['before']['mean_confidence']:.3f}",
+                     f"{c['after']['mean_confidence']:.3f}", f"{c['after']['accuracy']:.3f}"])
+    parts = ["## Model: calibration",
+             f"Expected calibration error (ECE) of the top-label confidence, {calibration['bins']} equal-width bins, "
+             "before temperature scaling (T = 1) and after (the temperatures fitted on dev and saved with the "
+             "model). Stance: over the (sentence, topic) pairs of the gold topics, the stance predicted for each; "
+             "sentiment: over sentences. Definitions: `rustance/calibration.py`.",
+             _table(rows, ["head", "n", "temperature", "ECE before", "ECE after", "mean confidence before",
+                           "mean confidence after", "accuracy"]),
+             f"![reliability diagrams]({images['reliability']})"]
+    by_cut = {name: {p["cut"]: p for p in points} for name, points in coverage.items()}
+    rows = []
+    for cut in COVERAGE_TABLE_CUTS:
+        row = ["none (all answered)" if cut == 0 else f"{cut:g}"]
+        for name in ("stance", "joint"):
+            p = by_cut[name].get(cut)
+            if p is None:
+                row += ["–", "–"]
+            else:
+                row += [f"{p['coverage']:.3f}", "–" if p["macro_f1"] is None else f"{p['macro_f1']:.3f}"]
+        rows.append(row)
+    parts += ["## Model: macro-F1 against coverage (abstaining with `min_confidence`)",
+              "A pair below the cut is answered `uncertain` (as `rustance predict --min-confidence` does); "
+              "coverage is the share of pairs answered, macro-F1 is over the answered ones. Stance: gold "
+              "(sentence, topic) pairs, answered when the top stance probability reaches the cut. Joint: every "
+              "(sentence, topic) pair, answered when the topic decision's confidence (p if reported, else 1 - p) "
+              "reaches the cut and, for a reported topic, so does its stance's.",
+              _table(rows, ["min_confidence", "stance coverage", "stance macro-F1", "joint coverage",
+                            "joint macro-F1"]),
+              f"![coverage curve]({images['coverage']})"]
+    return parts
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -87,6 +182,8 @@ def write_markdown(summary: dict, images: dict[str, str], path: Path) -> None:
               f"![topic confusion]({images['topic_confusion']})",
               "Definitions: see `rustance/metrics.py` (stance = stance given a gold topic; joint = topic and stance "
               "both right, macro over the four stances)."]
+    if "calibration" in summary and "reliability" in images:
+        parts += _confidence_markdown(summary, images)
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
 
 

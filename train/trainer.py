@@ -178,7 +178,9 @@ def load_training_data(config: Config):
     return topics, train, dev
 
 
-def _targets(records: list[Record], topics: tuple[Topic, ...]) -> dict[str, torch.Tensor]:
+def record_targets(records: list[Record], topics: tuple[Topic, ...]) -> dict[str, torch.Tensor]:
+    """Training targets: ``presence`` (records × topics, 0/1), ``stance`` (stance index, -100 where the topic is
+    absent) and ``sentiment`` (index)."""
     topic_index = {t.id: i for i, t in enumerate(topics)}
     presence = torch.zeros(len(records), len(topics))
     stance = torch.full((len(records), len(topics)), -100, dtype=torch.long)
@@ -208,14 +210,14 @@ class StanceTask:
         log(f"train: {len(train_records)} records, dev: {len(dev_records)} records, topics: {len(self.topics)}")
         self.topic_ids = [t.id for t in self.topics]
         self.model, self.tokenizer = task_spec("stance").build(config)
-        self.loss_fn = MultiTaskLoss(_targets(train_records, self.topics), config.train.class_weights)
+        self.loss_fn = MultiTaskLoss(record_targets(train_records, self.topics), config.train.class_weights)
         self.tune_thresholds, self.calibrate = config.train.tune_thresholds, config.train.calibrate
         self.inputs = InputBuilder(self.tokenizer, self.model.config.settings)
         self.collator = PadCollator(self.inputs.pad_id, self.label_names)
         _quiet_datasets()
 
         def dataset(records: list[Record], name: str):
-            targets = _targets(records, self.topics)
+            targets = record_targets(records, self.topics)
             data = Dataset.from_dict({"text": [r.text for r in records], "context": [r.context or "" for r in records],
                                       **{k: v.tolist() for k, v in targets.items()}})
             return data.map(self._encode, batched=True, remove_columns=["text", "context"],
