@@ -17,6 +17,9 @@ This script only decides which corpus sentences are worth reading. It
      topic only the context names;
    * ``keyword``: keyword hits not taken above;
    * ``random``: sentences matching nothing (negatives, and a check on what the other routes miss);
+   * ``classifier``: the pool sentences a TF-IDF + logistic-regression model, fitted on the labelled data so
+     far, finds most likely to hold a pair of a rare stance (``--classifier-stance``, conciliatory by default)
+     — an active-learning ranking for the stance the other routes find least; it picks, never labels;
 4. writes shuffled batches (with text and previous sentence) to an ignored work folder, never into data/.
 """
 
@@ -144,6 +147,31 @@ def read_sources(paths: list[Path]) -> tuple[set, set]:
     return keys, texts
 
 
+def rank_by_classifier(pool: list[dict], candidates: list[int], stances: list[str], corpora: Path) -> list[int]:
+    """``candidates`` (pool indices) ordered by the probability, under TF-IDF + logistic regression fitted on
+    data/stance (all splits but test), that a sentence holds a (topic, stance) pair of one of ``stances``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    from rustance.records import load_records
+
+    texts, targets = [], []
+    for split in ("train", "dev"):
+        for record in load_records(Path("data/stance") / f"{split}.jsonl", load_topics(), str(corpora)):
+            texts.append(record.text)
+            targets.append(int(any(s in stances for s in record.topics.values())))
+    model = make_pipeline(
+        make_union(TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), max_features=200_000),
+                   TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5), min_df=3,
+                                   max_features=200_000)),
+        LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced"))
+    model.fit(texts, targets)
+    print(f"classifier route: fitted on {len(texts)} records ({sum(targets)} with {'/'.join(stances)})")
+    scores = model.predict_proba([pool[i]["text"] for i in candidates])[:, 1]
+    return [candidates[k] for k in np.argsort(-scores)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
@@ -168,6 +196,10 @@ def main() -> None:
     parser.add_argument("--prefix", default="r5")
     parser.add_argument("--encoder-layers", type=int, default=None,
                         help="use only the encoder's lowest N layers (cheaper ranking on a busy CPU)")
+    parser.add_argument("--classifier", type=int, default=0,
+                        help="candidates ranked by a TF-IDF + logistic regression fitted on the labelled data")
+    parser.add_argument("--classifier-stance", nargs="+", default=["conciliatory"],
+                        help="the stance(s) the classifier route looks for")
     parser.add_argument("--no-embedding", action="store_true", help="skip the embedding route (no encoder pass)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -240,6 +272,11 @@ def main() -> None:
         ranked = sorted((i for i in alive if i not in chosen), key=lambda i: -proto[i])
         for i in ranked[:args.prototype]:
             chosen[i] = "prototype"
+    # 2c. classifier route: rank by a model of "holds a pair of the rare stance", fitted on the labels so far
+    if args.classifier:
+        ranked = rank_by_classifier(pool, [i for i in alive if i not in chosen], args.classifier_stance, args.corpora)
+        for i in ranked[:args.classifier]:
+            chosen[i] = "classifier"
     # 2b. RuAttitudes sentences with a positive silver attitude (rapprochement is rare in the other routes)
     if args.attitude:
         positive = ruattitudes_positive(args.corpora)
