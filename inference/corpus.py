@@ -2,21 +2,25 @@
 
 It owns everything around the engines: checking the inputs and the output folder (before the model is
 loaded), the run fingerprint (derived from the option dataclasses below: every field counts unless its
-metadata says ``fingerprint=False``), threads, the progress bar, and the choice of engine (the local,
-resumable one in :mod:`rustance.inference.engine`, or Ray in :mod:`rustance.inference.ray_engine`).
+metadata says ``fingerprint=False``; one whose metadata says ``"if set"`` counts only while it is not None,
+so that adding such an option keeps the fingerprints of earlier runs), threads, the progress bar, and the choice
+of engine (the local, resumable one in :mod:`rustance.inference.engine`, or Ray in
+:mod:`rustance.inference.ray_engine`).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib.util
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 from rustance.calibration import check_min_confidence
 from rustance.errors import RustanceError
+from rustance.explain import ExplainMethod
 from rustance.inference.engine import (CorpusRunner, OutputConflict, OutputFolder, RunOptions, Summary, check_positive,
                                        configure_threads, output_schema, weights_digest, write_error)
 from rustance.inference.readers import (InputError, ReaderOptions, Reject, count_items, read_documents,
@@ -99,6 +103,18 @@ def options_fingerprint(**options) -> dict:
             and not (f.metadata.get("fingerprint") == "if set" and getattr(value, f.name) is None)}
 
 
+def check_explain(writing: RunOptions, compute: ComputeOptions) -> None:
+    """Refuse an ``--explain-method`` that cannot run as asked, before anything is read or loaded."""
+    if writing.explain is not ExplainMethod.INTEGRATED_GRADIENTS:
+        return
+    if compute.backend is Backend.ONNX:
+        raise InputError("--explain-method integrated_gradients takes gradients of the torch model: use it with "
+                         "--backend torch, or --explain-method occlusion with --backend onnx")
+    if importlib.util.find_spec("captum") is None:
+        raise InputError("--explain-method integrated_gradients needs Captum: pip install 'rustance[explain]' "
+                         "(or use --explain-method occlusion)")
+
+
 def model_name(model_dir: Path) -> str:
     """What output rows record as the model: its base encoder and folder name."""
     from rustance.errors import RustanceError
@@ -150,6 +166,7 @@ def run_corpus(model: str | Path, inputs: Sequence[str] = ("-",), output: str | 
     """
     model = Path(model)
     output_schema(reading.keep_columns)  # a kept column that clashes with an output column is refused now
+    check_explain(writing, compute)
     paths = resolve_inputs(list(inputs) or ["-"], reading.input_format, exclude=output)
     if compute.engine is Engine.RAY:
         if output is None:
@@ -172,9 +189,12 @@ def run_corpus(model: str | Path, inputs: Sequence[str] = ("-",), output: str | 
         stats = input_stats(paths)
         if output is not None and runner.up_to_date(stats):  # nothing to label: no model, no counting
             return _report(runner.run([], input_stats=stats))
-        workers, per_worker = configure_threads(compute.workers, compute.threads)
+        workers = compute.workers
+        if workers is None and writing.explain is ExplainMethod.INTEGRATED_GRADIENTS:
+            workers = 1  # its windows take the model one at a time (engine._GRADIENTS_LOCK): one thread has all
+        workers, per_worker = configure_threads(workers, compute.threads)
         runner.classifier = _load_classifier(model, compute, per_worker)
-        runner.options = RunOptions(writing.output_format, writing.window, workers, writing.part_sentences)
+        runner.options = replace(writing, workers=workers)
         if output is None:
             summary = Summary()
             for entry in runner.stream(read_documents(paths, reading), summary):

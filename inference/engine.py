@@ -30,16 +30,19 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from rustance import __version__
 from rustance.errors import RustanceError
+from rustance.explain import ExplainMethod
 from rustance.inference.readers import ColumnKind, Document, InputError, KeptColumn, Reject
 from rustance.labels import SENTIMENTS, STANCES
 from rustance.text import split_sentences
@@ -80,9 +83,18 @@ class RunOptions:
     workers: int = field(default=1, metadata={"fingerprint": False})  # threads labelling windows in parallel
     part_sentences: int = 5_000  # sentences per output part (a part ends at a document boundary); peak memory
     # grows with it (benchmarks/memory.py, 200k sentences: 1,145 MB with 5,000 vs 1,434 MB with 20,000)
+    # predict --explain: per topic, the words that drove the label (rustance.explain), by this method; None:
+    # off (no extra work, the plain schema). In the fingerprint only when set, so plain runs keep theirs.
+    explain: ExplainMethod | None = field(default=None, metadata={"fingerprint": "if set"})
 
     def __post_init__(self):
         object.__setattr__(self, "output_format", OutputFormat(self.output_format))
+        if self.explain is not None:
+            try:
+                object.__setattr__(self, "explain", ExplainMethod(self.explain))
+            except ValueError:
+                raise InputError(f"--explain-method must be one of {', '.join(m.value for m in ExplainMethod)}, "
+                                 f"got {self.explain!r}") from None
         check_positive(window=self.window, workers=self.workers, part_sentences=self.part_sentences)
 
 
@@ -198,9 +210,25 @@ def label_rows(classifier, sentences: list[tuple], model_name: str, min_confiden
     return rows
 
 
-def output_schema(keep_columns: tuple[KeptColumn, ...] = (), abstain: bool = False):
+# Integrated Gradients hooks the model's embedding layer while it runs: no other window may use the model then.
+_GRADIENTS_LOCK = threading.Lock()
+
+
+def explained_rows(classifier, sentences: list[tuple], model_name: str, min_confidence: float | None = None,
+                   explain: ExplainMethod | None = None) -> list[dict]:
+    """:func:`label_rows`, then with ``explain`` the words that drove each topic's label
+    (:func:`rustance.explain.add_explanations`; write the rows with ``output_schema(..., explain=True)``)."""
+    if explain is None:
+        return label_rows(classifier, sentences, model_name, min_confidence)
+    with _GRADIENTS_LOCK if explain is ExplainMethod.INTEGRATED_GRADIENTS else nullcontext():
+        rows = label_rows(classifier, sentences, model_name, min_confidence)
+        return add_explanations(classifier, rows, [s[5] for s in sentences], method=explain)
+
+
+def output_schema(keep_columns: tuple[KeptColumn, ...] = (), abstain: bool = False, explain: bool = False):
     """The Arrow schema of output rows (Parquet parts, and the Ray engine's output); ``abstain`` (a run with
-    ``min_confidence``) adds ``uncertain_topics`` after ``topics``."""
+    ``min_confidence``) adds ``uncertain_topics`` after ``topics``; with ``explain``, every topic (of
+    ``topics``) also carries ``words`` (:func:`rustance.explain.explained_schema`)."""
     import pyarrow as pa
 
     topic = pa.struct([("topic", pa.string()), ("stance", pa.string()), ("probability", pa.float32()),
@@ -222,7 +250,12 @@ def output_schema(keep_columns: tuple[KeptColumn, ...] = (), abstain: bool = Fal
     if clash:
         raise InputError(f"--keep-column {clash[0]!r} would overwrite the output column of that name; rename it "
                          "in the input")
-    return pa.schema(base + kept)
+    schema = pa.schema(base + kept)
+    if explain:
+        from rustance.explain import explained_schema
+
+        schema = explained_schema(schema)
+    return schema
 
 
 def document_sentences(document: Document) -> list[tuple]:
@@ -306,7 +339,8 @@ class CorpusRunner:
         self.model_name = model_name
         self.progress = progress  # a tqdm-like bar counting input items, or None
         self.keep_columns = tuple(keep_columns)
-        self.schema = output_schema(self.keep_columns, abstain=min_confidence is not None)
+        self.schema = output_schema(self.keep_columns, abstain=min_confidence is not None,
+                                    explain=options.explain is not None)
         self.manifest_extra = manifest_extra or {}
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.manifest = self._open_manifest() if self.output_dir is not None else {"parts": []}
@@ -365,8 +399,9 @@ class CorpusRunner:
             for chunk in chunks:
                 sentences, size = chunk[0], self.options.window
                 windows = [sentences[begin : begin + size] for begin in range(0, len(sentences), size)]
-                pending.append((chunk, [(len(window), pool.submit(label_rows, self.classifier, window, self.model_name,
-                                                                     self.min_confidence))
+                pending.append((chunk, [(len(window), pool.submit(explained_rows, self.classifier, window,
+                                                                  self.model_name, self.min_confidence,
+                                                                  self.options.explain))
                                         for window in windows]))
                 if len(pending) > 1:
                     yield self._collect(*pending.popleft())

@@ -5,7 +5,8 @@ rejects — file, line, reason — as in the local engine, and every input forma
 into sentences (a stateless ``map_batches``) → labelled in an actor pool where each actor loads the model
 once (``map_batches`` with a callable class; actors are restarted and their tasks retried if one dies) →
 written as Parquet or JSONL with Ray's datasinks to ``OUTPUT/rows/``; rejects go to ``OUTPUT/rejects/``.
-Rows have the same schema and labels as the local engine's.
+Rows have the same schema and labels as the local engine's; with ``--explain`` each actor adds the words that
+drove the labels to its batch right after labelling it, as the local engine does per window.
 
 The folder holds a ``_manifest.json`` (engine ``ray``, the fingerprint, ``complete``) and the same OS lock
 as the local engine's. A run that did not complete (a failed job, a kill) is restarted from the beginning
@@ -25,8 +26,9 @@ from pathlib import Path
 
 from rustance import __version__
 from rustance.errors import RustanceError
+from rustance.explain import ExplainMethod
 from rustance.inference.engine import (MANIFEST, OWN_FILES, OutputConflict, OutputFolder, Summary, atomic_write,
-                                       document_sentences, label_rows, output_schema)
+                                       document_sentences, explained_rows, output_schema)
 from rustance.inference.readers import ColumnKind, Document, ReaderOptions, read_file
 
 CRASH_ONCE_ENV = "RUSTANCE_TEST_CRASH_ONCE"  # test hook: path of a marker file; the first actor call dies
@@ -92,7 +94,7 @@ class SentenceLabeller:
     """A Ray actor: loads the model once, labels batches of sentence rows."""
 
     def __init__(self, model_dir: str, batch_size: int, threads: int, model_name: str, reading: ReaderOptions,
-                 dates_as_text: bool, min_confidence: float | None = None):
+                 dates_as_text: bool, min_confidence: float | None = None, explain: str | None = None):
         import torch
 
         from rustance.inference.predictor import load
@@ -102,7 +104,9 @@ class SentenceLabeller:
         self.model_name = model_name
         self.kept = [name for c in reading.keep_columns for name in c.output_columns]
         self.min_confidence = min_confidence
-        schema = output_schema(reading.keep_columns, abstain=min_confidence is not None)
+        self.explain = ExplainMethod(explain) if explain is not None else None
+        schema = output_schema(reading.keep_columns, abstain=min_confidence is not None,
+                               explain=self.explain is not None)
         if dates_as_text:  # JSON output: kept dates as ISO 8601 text, as the local engine writes them
             import pyarrow as pa
 
@@ -125,7 +129,7 @@ class SentenceLabeller:
             if self.dates_as_text:
                 head = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in head.items()}
             sentences.append((head, row["sentence_index"], row["start"], row["end"], row["sentence"], row["context"]))
-        rows = label_rows(self.classifier, sentences, self.model_name, self.min_confidence)
+        rows = explained_rows(self.classifier, sentences, self.model_name, self.min_confidence, self.explain)
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 
@@ -173,7 +177,8 @@ def run_ray(model_dir: Path, paths: list[str], output: Path, reading: ReaderOpti
             summary = Summary(skipped_items=done["totals"].get("documents", 0) + done["totals"].get("rejected", 0))
             summary.totals = done["totals"]
             return summary
-        schema = output_schema(reading.keep_columns, abstain=compute.min_confidence is not None)
+        schema = output_schema(reading.keep_columns, abstain=compute.min_confidence is not None,
+                               explain=writing.explain is not None)
         manifest = {"engine": "ray", "fingerprint": fingerprint, "rustance": __version__,
                     "model": {"name": model_name, "path": str(model_dir.resolve()),
                               "weights_sha256": fingerprint.get("weights_sha256")},
@@ -193,7 +198,8 @@ def run_ray(model_dir: Path, paths: list[str], output: Path, reading: ReaderOpti
         labelled = sentences.map_batches(
             SentenceLabeller,
             fn_constructor_args=(str(model_dir.resolve()), compute.batch_size, compute.threads or 1, model_name,
-                                 reading, writing.output_format.value == "jsonl", compute.min_confidence),
+                                 reading, writing.output_format.value == "jsonl", compute.min_confidence,
+                                 writing.explain.value if writing.explain is not None else None),
             batch_size=2048,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=compute.num_actors),

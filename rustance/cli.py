@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rustance.explain import ExplainMethod
 from rustance.inference.corpus import Backend, Engine, Precision
 from rustance.inference.engine import OutputFormat
 from rustance.inference.readers import InputFormat
@@ -208,6 +209,12 @@ def predict(
     min_confidence: Annotated[Optional[float], typer.Option(
         help="abstain: a stance whose probability is below this (0 < x < 1) is written as 'uncertain', and a topic "
              "whose presence decision is less confident goes to uncertain_topics (default: off)")] = None,
+    explain: Annotated[bool, typer.Option(
+        help="add per topic the words that drove the label (topics[].words, with weights); costs about one "
+             "extra model pass per word of every sentence with a topic, see reports/explain-faithfulness.md")] = False,
+    explain_method: Annotated[Optional[ExplainMethod], typer.Option(
+        help="with --explain: occlusion (default, any backend) or integrated_gradients (torch backend, needs "
+             "pip install 'rustance[explain]')")] = None,
 ) -> None:
     """Label every sentence of a corpus: streaming, resumable, bad input goes to _rejects.jsonl."""
     from rustance.errors import RustanceError
@@ -228,7 +235,10 @@ def predict(
         reading = ReaderOptions(text_column=text_column, id_column=id_column, input_format=input_format,
                                 max_chars=max_chars, json_items=json_items,
                                 keep_columns=tuple(KeptColumn.parse(spec) for spec in keep_column))
-        writing = RunOptions(output_format=output_format, part_sentences=part_sentences)
+        if explain_method is not None and not explain:
+            _fail("--explain-method needs --explain")
+        writing = RunOptions(output_format=output_format, part_sentences=part_sentences,
+                             explain=(explain_method or ExplainMethod.OCCLUSION) if explain else None)
         _check_device(device)
         compute = ComputeOptions(engine=engine, backend=backend, precision=precision, batch_size=batch_size, device=device,
                                  threads=threads, workers=workers, ray_address=ray_address, num_actors=num_actors,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -28,6 +29,13 @@ _WORD = re.compile(r"\w")
 
 # (texts, contexts) -> stance probabilities, shape (len(texts), topics, stances)
 StanceFunction = Callable[[list[str], list[str]], np.ndarray]
+
+
+class ExplainMethod(str, Enum):
+    """How ``rustance predict --explain`` finds the words (``--explain-method``)."""
+
+    OCCLUSION = "occlusion"  # any backend; the more faithful in reports/explain-faithfulness.md
+    INTEGRATED_GRADIENTS = "integrated_gradients"  # torch backend, needs Captum (pip install 'rustance[explain]')
 
 
 @dataclass
@@ -40,7 +48,7 @@ class WordWeight:
     end: int
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "weight": round(self.weight, 4)}
+        return {"word": self.word, "weight": float(f"{self.weight:.4g}")}  # 4 significant digits: never 0 for > 0
 
 
 def words_of(text: str) -> list[tuple[int, int, str]]:
@@ -115,9 +123,11 @@ def classifier_stance(classifier) -> StanceFunction:
     return stance
 
 
-def add_explanations(classifier, rows: list[dict], contexts: Sequence[str], top_k: int = TOP_K) -> list[dict]:
+def add_explanations(classifier, rows: list[dict], contexts: Sequence[str], top_k: int = TOP_K,
+                     method: ExplainMethod | str = ExplainMethod.OCCLUSION) -> list[dict]:
     """Add ``words`` (list of ``{"word", "weight"}``) to every topic of output rows as
     :func:`rustance.inference.engine.label_rows` makes them; ``contexts`` are the rows' previous sentences.
+    ``method``: :func:`occlusion` (any backend) or :func:`integrated_gradients` (a torch classifier).
 
     This is what ``rustance predict --explain`` calls per window of rows; write them with
     :func:`explained_schema`.
@@ -129,7 +139,11 @@ def add_explanations(classifier, rows: list[dict], contexts: Sequence[str], top_
     targets = [[(topic_index[t["topic"]], STANCES.index(t["stance"] if t["stance"] in STANCES else
                                                         max(STANCES, key=t.get))) for t in row["topics"]]
                for row in rows]
-    found = occlusion([row["sentence"] for row in rows], targets, classifier_stance(classifier), contexts, top_k)
+    texts = [row["sentence"] for row in rows]
+    if ExplainMethod(method) is ExplainMethod.INTEGRATED_GRADIENTS:
+        found = integrated_gradients(classifier, texts, targets, contexts, top_k)
+    else:
+        found = occlusion(texts, targets, classifier_stance(classifier), contexts, top_k)
     for row, per_topic in zip(rows, found):
         for entry, words in zip(row["topics"], per_topic):
             entry["words"] = [w.to_dict() for w in words]
@@ -177,9 +191,13 @@ def _encode_with_offsets(inputs, text: str, context: str):
             pair.truncate(free, direction="left")
     merged = inputs.backend.post_process(sentence, pair, add_special_tokens=True)
     shift = len(inputs.prefix)
-    spans = [(start - shift, end - shift) if sequence == 0 and not special and end > shift else None
-             for (start, end), sequence, special in zip(merged.offsets, merged.sequence_ids,
-                                                         merged.special_tokens_mask)]
+    # The sentence is the first segment: its tokens are the first len(sentence) that are not special ones
+    # (counted rather than read from sequence_ids, which some tokenizers leave unset for a pair's first segment).
+    spans, seen = [], 0
+    for (start, end), special in zip(merged.offsets, merged.special_tokens_mask):
+        ours = not special and seen < len(sentence)
+        seen += not special
+        spans.append((start - shift, end - shift) if ours and end > shift else None)
     return merged, spans
 
 

@@ -3,7 +3,8 @@
 Per topic: stance shares over time with 95 % Wilson intervals and the volume of sentences, with change points
 in the stance shares found by ``ruptures``; a source × stance heat map whose cells show example sentences
 (highest stance confidence first, with date, source, document id, probability and, when the rows carry
-explanations, the words that drove the label) when clicked; and the same examples as plain tables. Every chart
+explanations (``rustance predict --explain``), the words that drove the label; when they carry none the report
+says so) when clicked; and the same examples as plain tables. Every chart
 has a plain-language caption saying what it shows and how many sentences it rests on; cells and periods with
 fewer than ``min_sentences`` sentences are drawn grey, not hidden.
 """
@@ -23,6 +24,11 @@ from rustance.summarize import UNDATED, Corpus, _quote, wilson_sql
 COLOURS = {"conciliatory": "#1b9e77", "critical": "#d95f02", "conditional": "#7570b3", "neutral": "#8c8c8c"}
 GREY = "#c8c8c8"
 EXAMPLES = 3  # example sentences per (topic, source, stance) cell
+NOT_EXPLAINED = "not explained (labelled without rustance predict --explain)"
+NO_WORD = "none: deleting no single word lowered this stance"
+UNEXPLAINED_NOTE = ("The words that drove each label are not shown: these sentences were labelled without "
+                    "explanations. Run rustance predict with --explain to add them (reports/explain-faithfulness.md "
+                    "gives its cost and faithfulness).")
 CHANGE_MIN_SIZE = 2  # periods per segment at least
 CHANGE_PENALTY = 3.0  # × stances × σ² × ln(periods)
 
@@ -153,7 +159,7 @@ def write_report(corpus: Corpus, period: str | None, groups: list[str], path: Pa
                                  count(DISTINCT doc_id) AS documents, {_stance_columns()}
                           FROM (SELECT {_quote(source)}, doc_id, unnest(topics) AS t FROM ({base}))
                           GROUP BY ALL ORDER BY topic, n DESC, source""") if source else []
-    explained = "words" in corpus.types["topics"]
+    explained = "words" in corpus.types["topics"]  # some rows carry words (a mix leaves the others' NULL)
     date_sql = f"strftime({corpus.timestamp(date_column)}, '%Y-%m-%d')" if has_date else "NULL"
     picked = _examples(corpus, base, source, date_sql, explained, examples)
     by_topic_examples: dict = {}
@@ -213,12 +219,15 @@ def write_report(corpus: Corpus, period: str | None, groups: list[str], path: Pa
         title=html.escape(f"rustance report: {corpus.model}"),
         meta=html.escape(f"{total:,} sentences labelled by {corpus.model} (rustance {corpus.version}); "
                          f"grouped by {', '.join([*([period] if period else []), *groups]) or 'topic only'}; "
-                         f"cells under {min_sentences} sentences are grey."),
+                         f"cells under {min_sentences} sentences are grey."
+                         + ("" if explained else " " + UNEXPLAINED_NOTE)),
         attribution=html.escape(line),
         toc=" · ".join(f'<a href="#topic-{html.escape(t)}">{html.escape(t)}</a>' for t in topics),
         sections="".join(sections) or "<p>No sentence is about any topic: nothing to chart.</p>",
         figures=_json([json.loads(f.to_json()) for f in figures]),
         examples=_json(by_topic_examples),
+        words_missing=_json(NOT_EXPLAINED),
+        no_word=_json(NO_WORD),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
@@ -256,6 +265,15 @@ def _figure_html(index: int, caption: str, kind: str, topic: str = "") -> str:
             f'data-topic="{html.escape(topic)}"></div><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
+def _words_text(words: list[dict] | None) -> str:
+    """The words of an example with their weights; says so when the row has none or was not explained."""
+    if words is None:
+        return NOT_EXPLAINED
+    if not words:
+        return NO_WORD
+    return ", ".join(f"{w['word']} ({w['weight']:+.2f})" for w in words)
+
+
 def _examples_html(topic: str, by_source: dict, source: str | None, explained: bool, k: int) -> str:
     """The ``k`` most confident examples per stance over all sources, as a plain table (readable without
     JavaScript; a heat-map cell shows its own source's examples)."""
@@ -263,15 +281,15 @@ def _examples_html(topic: str, by_source: dict, source: str | None, explained: b
     for stance in STANCES:
         merged = [(src, e) for src, stances in by_source.items() for e in stances.get(stance, [])]
         for src, e in sorted(merged, key=lambda item: -item[1]["probability"])[:k]:
-            words = ", ".join(f"{w['word']} ({w['weight']:+.2f})" for w in (e.get("words") or []))
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
                 stance, e["probability"], e["date"] or "no date", src, e["doc_id"], e["sentence"],
-                *([words] if explained else []))) + "</tr>")
+                *([_words_text(e.get("words"))] if explained else []))) + "</tr>")
     head = ["stance", "probability", "date", source or "source", "doc id", "sentence", *(
         ["words that drove the label"] if explained else [])]
     where = f" from all {html.escape(source)}s (click a heat-map cell for one {html.escape(source)}'s)" if source else ""
+    note = "" if explained else f'<p class="no-words">{html.escape(UNEXPLAINED_NOTE)}</p>'
     return (f"<details><summary>Example sentences about «{html.escape(topic)}»: up to {k} per stance, highest "
-            f"stance probability first{where}</summary><table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}"
+            f"stance probability first{where}</summary>{note}<table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}"
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
 
 
@@ -302,6 +320,7 @@ vertical-align: top; }} .picked {{ background: #f6f6f6; padding: 0.5em; font-siz
 (function () {{
   var figures = JSON.parse(document.getElementById("figures").textContent);
   var examples = JSON.parse(document.getElementById("examples").textContent);
+  var wordsMissing = {words_missing}, noWord = {no_word};
   function show(topic, source, stance) {{
     var box = document.getElementById("picked-" + topic);
     if (!box) return;
@@ -313,7 +332,8 @@ vertical-align: top; }} .picked {{ background: #f6f6f6; padding: 0.5em; font-siz
     box.appendChild(head);
     list.forEach(function (e) {{
       var p = document.createElement("p");
-      var words = e.words && e.words.length ? " — words: " + e.words.map(function (w) {{ return w.word; }}).join(", ") : "";
+      var words = " — words: " + (e.words == null ? wordsMissing : e.words.length
+        ? e.words.map(function (w) {{ return w.word; }}).join(", ") : noWord);
       p.textContent = "«" + e.sentence + "» (" + (e.date || "no date") + ", " + e.doc_id + ", p = " + e.probability + ")" + words;
       box.appendChild(p);
     }});

@@ -106,6 +106,20 @@ def tiny_pooled_model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def eager_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """``tiny_model_dir`` with every topic's threshold at 0: every sentence is about every topic, so every row
+    has labels to explain (predict --explain) whatever the untrained heads say."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("eager") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config["thresholds"] = {t["id"]: 0.0 for t in config["topics"]}
+    (folder / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
 def write_predict_output(folder: Path, rows: list[dict], kept: dict | None = None, version: str | None = None,
                          model: str = "toy-model (toy)", part_rows: int = 4, weights: str = "0" * 16,
                          explained: bool = False) -> Path:

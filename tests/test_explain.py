@@ -111,6 +111,7 @@ def test_integrated_gradients_are_complete_and_word_aligned(fixture, request):
     merged, spans = _encode_with_offsets(classifier.inputs, text, context)
     ids = torch.tensor([merged.ids])
     baseline = ids.clone()
+    assert [text[s[0] : s[1]].lower() for s in spans if s is not None] == [w.lower() for _, _, w in words_of(text)]
     baseline[0, [i for i, s in enumerate(spans) if s is not None]] = classifier.inputs.pad_id
 
     def stance_of(token_ids):

@@ -145,3 +145,32 @@ def test_ray_engine_keeps_columns(local_ray, tiny_model_dir, tmp_path):
     assert sorted(iter_rows(tmp_path / "ray"), key=lambda r: (r["doc_id"], r["sentence_index"])) == distributed
     assert manifest["totals"]["dates_unparsed"] == {"date": 1}
     assert manifest["totals"]["kept_missing"] == {"date": 1, "channel": 1}
+
+
+def test_ray_engine_explains_like_the_local_engine(local_ray, eager_model_dir, corpus, tmp_path):
+    """--explain on Ray: the same words per topic as the local engine's, with the explained schema; a rerun
+    without --explain into its folder is refused."""
+    from rustance.explain import words_of
+
+    extra = ["--explain"]
+    distributed = _ray_rows(eager_model_dir, corpus, tmp_path / "ray", *extra)
+    result = runner.invoke(app, ["predict", "--model", str(eager_model_dir), str(corpus), "--output",
+                                 str(tmp_path / "local"), *extra])
+    assert result.exit_code == 0, result.output
+    local = sorted(iter_rows(tmp_path / "local"), key=lambda r: (r["doc_id"], r["sentence_index"]))
+    _assert_same(local, distributed)
+    manifest = json.loads((tmp_path / "ray" / "_manifest.json").read_text())
+    assert manifest["fingerprint"]["writing.explain"] == "occlusion" and "words" in manifest["schema"]["topics"]
+    listed = 0
+    for a, b in zip(local, distributed):
+        for x, y in zip(a["topics"], b["topics"]):
+            assert {w["word"] for w in y["words"]} <= {w for _, _, w in words_of(b["sentence"])}
+            theirs = {w["word"]: w["weight"] for w in x["words"]}
+            for w in y["words"]:  # batches are padded differently in the two engines: float noise, near-ties
+                if w["word"] in theirs:
+                    assert w["weight"] == pytest.approx(theirs[w["word"]], abs=2e-3)
+            listed += len(y["words"])
+    assert listed > 0
+    refused = runner.invoke(app, ["predict", "--model", str(eager_model_dir), str(corpus), "--output",
+                                  str(tmp_path / "ray"), "--engine", "ray"])
+    assert refused.exit_code == 2 and "writing.explain" in refused.output

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import topic, write_predict_output
 from rustance.cli import app
-from rustance.report import change_points
+from rustance.report import NO_WORD, NOT_EXPLAINED, UNEXPLAINED_NOTE, change_points
 
 runner = CliRunner()
 KEPT = {"date": pa.timestamp("us"), "channel": pa.string()}
@@ -112,6 +112,41 @@ def test_examples_highest_probability_first_with_words(report):
     assert {"date", "doc_id", "sentence", "topic_probability"} <= set(cell[0])
     assert cell[0]["words"][0] == {"word": "санкции", "weight": pytest.approx(0.3)}
     assert "words that drove the label" in page and "санкции (+0.30)" in page
+    flights = examples["flights"]["A"]["neutral"]  # explained rows in which no word raised the stance
+    assert flights and all(e["words"] == [] for e in flights)
+    assert f"<td>{NO_WORD}</td>" in page and UNEXPLAINED_NOTE not in page
+
+
+def _examples_table(page: str, topic: str) -> list[list[str]]:
+    table = re.search(rf"Example sentences about «{topic}».*?<tbody>(.*?)</tbody>", page, re.S)[1]
+    return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+
+
+def test_report_without_explanations_says_so(tmp_path):
+    rows = [{"topics": [topic("sanctions", "critical")], "date": datetime(2024, 3, d), "channel": "A"} for d in (1, 9)]
+    folder = write_predict_output(tmp_path / "out", rows, KEPT)
+    result = runner.invoke(app, ["summarize", str(folder), "--by", "month", "--by", "channel", "--out",
+                                 str(tmp_path / "s"), "--html", str(tmp_path / "s" / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "s" / "r.html").read_text(encoding="utf-8")
+    assert page.count(UNEXPLAINED_NOTE) == 2  # under the title and above the examples of the one topic
+    assert "words that drove the label</th>" not in page and len(_examples_table(page, "sanctions")) == 2
+
+
+def test_report_over_explained_and_plain_runs_marks_the_plain_rows(tmp_path):
+    explained = [{"topics": [{**topic("sanctions", "critical", confidence=0.9),
+                               "words": [{"word": "осудил", "weight": 0.4}]}],
+                  "date": datetime(2024, 3, 1), "channel": "A", "doc_id": "x1"}]
+    plain = [{"topics": [topic("sanctions", "neutral", confidence=0.8)], "date": datetime(2024, 3, 2), "channel": "A",
+              "doc_id": "p1"}]
+    folders = [write_predict_output(tmp_path / "explained", explained, KEPT, explained=True),
+               write_predict_output(tmp_path / "plain", plain, KEPT)]
+    result = runner.invoke(app, ["summarize", *map(str, folders), "--by", "channel", "--out", str(tmp_path / "s"),
+                                 "--html", str(tmp_path / "s" / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "s" / "r.html").read_text(encoding="utf-8")
+    words = {row[4]: row[-1] for row in _examples_table(page, "sanctions")}  # doc id -> words
+    assert words == {"x1": "осудил (+0.40)", "p1": NOT_EXPLAINED}
 
 
 def _chromium() -> str | None:
