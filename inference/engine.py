@@ -42,7 +42,7 @@ from pathlib import Path
 
 from rustance import __version__
 from rustance.errors import RustanceError
-from rustance.explain import ExplainMethod
+from rustance.explain import ExplainMethod, add_explanations, explained_schema
 from rustance.inference.readers import ColumnKind, Document, InputError, KeptColumn, Reject
 from rustance.labels import SENTIMENTS, STANCES
 from rustance.text import split_sentences
@@ -252,8 +252,6 @@ def output_schema(keep_columns: tuple[KeptColumn, ...] = (), abstain: bool = Fal
                          "in the input")
     schema = pa.schema(base + kept)
     if explain:
-        from rustance.explain import explained_schema
-
         schema = explained_schema(schema)
     return schema
 
