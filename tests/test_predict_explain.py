@@ -127,3 +127,14 @@ def test_integrated_gradients_in_a_corpus_run(eager_model_dir, corpus, tmp_path)
     for a, b in zip(rows, plain_rows, strict=True):
         assert [t["stance"] for t in a["topics"]] == [t["stance"] for t in b["topics"]]
         assert a["sentiment_negative"] == pytest.approx(b["sentiment_negative"], abs=1e-4)
+
+
+def test_explain_with_min_confidence(eager_model_dir, corpus, tmp_path):
+    """An abstaining run (--min-confidence) is explained too: an uncertain stance by its best guess."""
+    result = _predict(eager_model_dir, corpus, tmp_path / "out", "--explain", "--min-confidence", "0.4")
+    assert result.exit_code == 0, result.output
+    schema = pq.read_schema(tmp_path / "out" / "part-00000.parquet")
+    assert "uncertain_topics" in schema.names and "words" in str(schema.field("topics").type)
+    rows = list(iter_rows(tmp_path / "out"))
+    uncertain = [t for r in rows for t in r["topics"] if t["stance"] == "uncertain"]
+    assert uncertain and _check_words(rows) > 0
