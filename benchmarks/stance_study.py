@@ -26,7 +26,7 @@ from pathlib import Path
 
 VARIANTS: dict[str, list[str]] = {
     "baseline (mean pooling, linear heads)": [],
-    "topic-attention pooling": ["model.head=topic_attention"],
+    "topic-attention pooling": ["model.pooling=topic_attention"],
 }
 METRICS = ("topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1")
 SYSTEMS = ("model", "TF-IDF + logistic regression")
@@ -81,8 +81,8 @@ def main() -> None:
     log = args.runs / "study.log"
     results: dict[str, list[dict]] = {}
     commands = []
-    for name, overrides in variants.items():
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: an interrupted study still compares every variant on the first seeds
+        for name, overrides in variants.items():
             run_dir = args.runs / f"{slug(name)}-s{seed}"
             sets = [*args.budget, *overrides, f"train.seed={seed}", f"train.output_dir={run_dir}"]
             train_cmd = ["rustance", "train", "--config", args.config] + [x for s in sets for x in ("--set", s)]

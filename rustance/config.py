@@ -19,7 +19,8 @@ class ConfigError(RustanceError, ValueError):
 class ModelConfig:
     name: str = "cointegrated/rubert-tiny2"  # hub id or local folder of a BERT-family encoder
     max_length: int = 128  # tokens for sentence + context
-    pooling: str = "mean"  # mean | cls (stance); mean | target (targeted sentiment: mean + target marker)
+    pooling: str = "mean"  # mean | cls | topic_attention (stance: a query per topic over the tokens);
+    #                      mean | target (targeted sentiment: mean + target marker)
     use_context: bool = True  # read the previous sentence too (see context_mode)
     context_mode: str = "pooled"  # pooled: the previous sentence encoded alone, its vector joins the sentence's at
     #                               the heads (a corpus run encodes each sentence once) | pair: a second segment

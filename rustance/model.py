@@ -29,6 +29,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig,
 from transformers.configuration_utils import SubConfigSpec
 
 from rustance.errors import RustanceError
+from rustance.heads import TopicAttentionPooling
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.tasks import task_spec
 
@@ -57,7 +58,7 @@ class RustanceConfig(PretrainedConfig):
     task: str = "stance"
     topics: list | None = None  # [{"id", "description"}] (stance task)
     stances: list | None = None
-    pooling: str = "mean"  # mean | cls (stance); mean | target (targeted sentiment)
+    pooling: str = "mean"  # mean | cls | topic_attention (stance); mean | target (targeted sentiment)
     use_context: bool = False  # read the previous sentence (stance task)
     context_mode: str = "pair"  # pair: a second segment | pooled: encoded alone, vectors joined at the heads
     max_length: int = 128
@@ -177,15 +178,44 @@ class StanceModel(RustanceModel):
         super().__init__(config, encoder)
         self.pooled_context = pooled_context(config.settings)
         n_topics, hidden = len(config.topics), config.hidden_size
-        features = 2 * hidden if self.pooled_context else hidden
-        self.topic_head = nn.Linear(features, n_topics)
+        parts = 2 if self.pooled_context else 1  # the sentence's vector, then its context's
+        self.n_topics, self.parts = n_topics, parts
+        if self.pooling == "topic_attention":
+            # every topic reads its own vector (topic attention over the tokens) beside the sentence's mean vector
+            self.topic_pool = TopicAttentionPooling(n_topics, hidden)
+            features = 2 * parts * hidden
+            self.topic_weight = nn.Parameter(torch.randn(n_topics, features) * 0.02)
+            self.topic_bias = nn.Parameter(torch.zeros(n_topics))
+            self.stance_per_topic = nn.Parameter(torch.randn(n_topics, features, len(STANCES)) * 0.02)
+            self.sentiment_head = nn.Linear(parts * hidden, len(SENTIMENTS))
+        else:
+            features = parts * hidden
+            self.topic_head = nn.Linear(features, n_topics)
+            self.stance_per_topic = nn.Linear(features, n_topics * len(STANCES))
+            self.sentiment_head = nn.Linear(features, len(SENTIMENTS))
         self.stance_shared = nn.Linear(features, len(STANCES))
-        self.stance_per_topic = nn.Linear(features, n_topics * len(STANCES))
-        self.sentiment_head = nn.Linear(features, len(SENTIMENTS))
         self.post_init()
 
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, TopicAttentionPooling):  # keys start as the identity (queries: topic descriptions)
+            with torch.no_grad():
+                nn.init.eye_(module.key.weight)
+                nn.init.zeros_(module.key.bias)
+            return
+        if getattr(self, "topic_pool", None) is not None and module is self.topic_pool.key:
+            return
+        super()._init_weights(module)
+
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return hidden[:, 0] if self.pooling == "cls" else self.mean_pool(hidden, mask)
+        """One flat vector per input: the [CLS] or mean vector; with ``topic_attention`` pooling, the topics'
+        attention vectors and the mean vector, flattened (``(topics + 1) * hidden`` values), so callers that
+        cache, join and feed vectors to :meth:`heads` need not know the pooling."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mean = self.mean_pool(hidden, mask)
+        if self.pooling != "topic_attention":
+            return mean
+        return torch.cat([self.topic_pool(hidden, mask), mean.unsqueeze(1)], dim=1).flatten(1)
 
     def vectors(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         """The pooled encoder vector of each input."""
@@ -193,6 +223,8 @@ class StanceModel(RustanceModel):
 
     def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits from pooled features (the sentence's vector, then its context's with ``pooled`` context)."""
+        if self.pooling == "topic_attention":
+            return self._topic_attention_heads(features)
         features = self.dropout(features)
         batch = features.shape[0]
         stance = self.stance_shared(features).unsqueeze(1) + self.stance_per_topic(features).view(
@@ -202,6 +234,34 @@ class StanceModel(RustanceModel):
             "stance_logits": stance,
             "sentiment_logits": self.sentiment_head(features),
         }
+
+    def _topic_attention_heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch, k = features.shape[0], self.n_topics
+        parts = features.view(batch, self.parts, k + 1, -1)  # (batch, sentence/context, topics + mean, hidden)
+        topic_vectors = parts[:, :, :k].transpose(1, 2).flatten(2)  # (batch, topics, parts * hidden)
+        means = parts[:, :, k].flatten(1)  # (batch, parts * hidden)
+        per_topic = self.dropout(torch.cat([topic_vectors, means.unsqueeze(1).expand(-1, k, -1)], dim=-1))
+        weight = self.topic_weight.to(per_topic.dtype)
+        return {
+            "topic_logits": torch.einsum("bkf,kf->bk", per_topic, weight) + self.topic_bias,
+            "stance_logits": self.stance_shared(per_topic)
+            + torch.einsum("bkf,kfs->bks", per_topic, self.stance_per_topic.to(per_topic.dtype)),
+            "sentiment_logits": self.sentiment_head(self.dropout(means)),
+        }
+
+    @torch.no_grad()
+    def init_topic_queries(self, tokenizer, text_prefix: str = "") -> None:
+        """Start the topic-attention queries from the encoder's mean vector of each topic's description."""
+        if self.pooling != "topic_attention":
+            return
+        was_training = self.training
+        self.eval()
+        texts = [text_prefix + t["description"] for t in self.config.topics]
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.hidden_states(**batch)
+        self.topic_pool.init_queries(self.mean_pool(hidden, batch["attention_mask"]))
+        self.train(was_training)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, context_input_ids=None,
                 context_attention_mask=None, context_token_type_ids=None, **_) -> dict[str, torch.Tensor]:
@@ -276,7 +336,9 @@ def build_model(
         encoder, "stance", topics=[{"id": t.id, "description": t.description} for t in topics],
         stances=list(STANCES), pooling=pooling, use_context=use_context, context_mode=context_mode,
         max_length=max_length, text_prefix=text_prefix, base_model=name)
-    return StanceModel(config, encoder=encoder), tokenizer
+    model = StanceModel(config, encoder=encoder)
+    model.init_topic_queries(tokenizer, text_prefix)
+    return model, tokenizer
 
 
 def build_from_config(config) -> tuple[StanceModel, object]:

@@ -78,7 +78,7 @@ TASKS: dict[str, TaskSpec] = {
             report_path="rustance.train.report:write_markdown",
             metrics=("overall_macro_f1", "stance_macro_f1", "topic_macro_f1", "sentiment_macro_f1",
                      "joint_macro_f1"),
-            poolings=("mean", "cls"),
+            poolings=("mean", "cls", "topic_attention"),
             needs_dev_file=True,
             corpus_inference=True,
             card_summary="For each sentence of Russian political and diplomatic news it says which **topics** it is "

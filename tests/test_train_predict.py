@@ -200,3 +200,17 @@ def test_user_topic_is_trained_and_predicted(tiny_encoder_dir, tmp_path):
     classifier = load(tmp_path / "m")
     assert [t.id for t in classifier.topics] == ["weather", "flights"]
     assert {t.topic for t in classifier.predict("Погода будет тёплой.")[0].all_topics} == {"weather", "flights"}
+
+
+def test_topic_attention_pooling_trains_and_predicts(tiny_encoder_dir, toy_files, tmp_path):
+    result = _train(tiny_encoder_dir, toy_files, tmp_path / "model", "--set", "model.pooling=topic_attention",
+                    "--set", "train.epochs=40", "--set", "train.patience=40", "--set", "train.warmup_ratio=0")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "model" / "dev_metrics.json").read_text())
+    assert metrics["overall_macro_f1"] > 0.8, metrics
+    classifier = load(tmp_path / "model")
+    texts = [t for t, _, _ in TOY[:4]]
+    alone = classifier.predict(texts)
+    document = classifier.predict_document(" ".join(texts))  # each sentence's vector reused as the next's context
+    assert len(alone) == 4 and len(document) == 4
+    assert all(len(p.all_topics) == 7 for p in alone)
