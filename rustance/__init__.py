@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["load", "Classifier", "SentencePrediction", "TopicStance", "RustanceConfig", "RustanceModel", "load_model",
            "__version__"]
 
