@@ -142,7 +142,8 @@ def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list
             torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(tmp / ONNX_FILE), input_names=names,
                               output_names=outputs, dynamic_axes=dynamic, opset_version=17, dynamo=False)
             if pooled:
-                features = torch.zeros(1, 2 * reference.model.config.hidden_size)
+                vector = wrapper(*(sample[n] for n in names))  # one sentence's vector (its width depends on the pooling)
+                features = torch.cat([vector, vector], dim=-1)  # the sentence's and its context's
                 torch.onnx.export(_Heads(reference.model).eval(), (features,), str(tmp / HEADS_FILE),
                                   input_names=["features"], output_names=list(OUTPUTS),
                                   dynamic_axes={n: {0: "batch"} for n in ("features", *OUTPUTS)},

@@ -83,9 +83,20 @@ def test_context_mode_default_and_bad_value():
         load_config(None, ["model.context_mode=concat"])
 
 
-def test_onnx_export_agrees_and_runs(tiny_pooled_model_dir, tmp_path):
+@pytest.mark.parametrize("pooling", ["mean", "topic_attention"])
+def test_onnx_export_agrees_and_runs(tiny_pooled_model_dir, tiny_encoder_dir, tmp_path, pooling):
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install rustance[onnx])")
     from rustance.inference.onnx_backend import load_onnx
+
+    if pooling != "mean":  # the vectors of a topic-attention model are (topics + 1) times wider
+        from rustance.labels import load_topics
+        from rustance.model import build_model
+
+        torch.manual_seed(0)
+        model, tokenizer = build_model(str(tiny_encoder_dir), load_topics(), pooling, True, 32, context_mode="pooled")
+        tiny_pooled_model_dir = tmp_path / "model"
+        model.save_pretrained(tiny_pooled_model_dir)
+        tokenizer.save_pretrained(tiny_pooled_model_dir)
 
     check = write_jsonl(tmp_path / "check.jsonl", toy_records())
     result = runner.invoke(app, ["export-onnx", "--model", str(tiny_pooled_model_dir), "--out",
