@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 VARIANTS: dict[str, list[str]] = {
-    "baseline (mean pooling, linear heads)": [],
+    "baseline (mean pooling, linear heads)": ["model.pooling=mean"],
     "topic-attention pooling": ["model.pooling=topic_attention"],
 }
 METRICS = ("topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1")

@@ -29,6 +29,7 @@ def test_e5_train_save_load_predict_evaluate(tmp_path):
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["base_model"] == str(E5_DIR) and config["encoder_config"]["model_type"] == "bert"
+    assert config["pooling"] == "topic_attention" and config["encoder_config"]["num_hidden_layers"] == 6  # the recipe
     assert (out / "tokenizer.json").is_file()
 
     classifier = load(out)

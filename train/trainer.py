@@ -484,7 +484,9 @@ def training_arguments(config: Config, checkpoints: Path, n_train: int):
             data_seed=t.seed,
             bf16=t.bf16,
             fp16=t.fp16,
-            use_cpu=t.device == "cpu",
+            # auto on a machine without CUDA/MPS is the CPU (the Trainer refuses bf16 there unless told so)
+            use_cpu=t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available()
+                                         and not torch.backends.mps.is_available()),
             report_to=[] if t.report_to in ("none", "") else [t.report_to],
             remove_unused_columns=False,
             label_names=None,
