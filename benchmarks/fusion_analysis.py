@@ -18,26 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import hstack
-
-
-def tfidf_probabilities(baseline, texts: list[str]):
-    """Topic, stance (per topic, in STANCES order) and sentiment (SENTIMENTS order) probabilities of the baseline."""
-    from rustance.labels import SENTIMENTS, STANCES
-
-    features = baseline._features(texts)
-    n, k = len(texts), len(baseline.topic_ids)
-    topic = np.zeros((n, k))
-    for j, t in enumerate(baseline.topic_ids):
-        model = baseline.topic_models[t]
-        topic[:, j] = model.predict_proba(features)[:, 1] if not isinstance(model, int) else float(model)
-    stance = np.zeros((n, k, len(STANCES)))
-    order = [list(baseline.stance_model.classes_).index(s) for s in STANCES]
-    for j in range(k):
-        stance[:, j] = baseline.stance_model.predict_proba(hstack([features, baseline._topic_onehot(n, j)]).tocsr())[:, order]
-    sentiment = baseline.sentiment_model.predict_proba(features)[:, [list(baseline.sentiment_model.classes_).index(s)
-                                                                     for s in SENTIMENTS]]
-    return topic, stance, sentiment
 
 
 def main() -> None:
@@ -69,7 +49,7 @@ def main() -> None:
     for split, path in (("dev", args.dev), ("test", args.test)):
         records = load_records(path, topics, corpora)
         model = [p.numpy() for p in clf.probabilities([r.text for r in records], [r.context for r in records])]
-        probs[split] = (records, model, tfidf_probabilities(baseline, [r.text for r in records]))
+        probs[split] = (records, model, baseline.probabilities([r.text for r in records]))
     grid = np.round(np.arange(0, 1.01, 0.1), 1)
 
     def fused(split, w):

@@ -214,3 +214,25 @@ def test_topic_attention_pooling_trains_and_predicts(tiny_encoder_dir, toy_files
     document = classifier.predict_document(" ".join(texts))  # each sentence's vector reused as the next's context
     assert len(alone) == 4 and len(document) == 4
     assert all(len(p.all_topics) == 7 for p in alone)
+
+
+def test_tfidf_baseline_probabilities_agree_with_its_decisions():
+    import numpy as np
+
+    from conftest import toy_records
+    from rustance.labels import SENTIMENTS, STANCES, load_topics
+    from rustance.records import Record
+    from rustance.train.baselines import TfidfBaseline
+
+    topics = load_topics()
+    records = [Record(id=r["id"], text=r["text"], topics=r["topics"], sentiment=r["sentiment"]) for r in toy_records()]
+    baseline = TfidfBaseline(topics).fit(records)
+    texts = [r.text for r in records]
+    topic, stance, sentiment = baseline.probabilities(texts)
+    assert topic.shape == (len(texts), len(topics)) and stance.shape == (len(texts), len(topics), len(STANCES))
+    assert np.allclose(stance.sum(-1), 1) and np.allclose(sentiment.sum(-1), 1)
+    for i, labels in enumerate(baseline.predict(texts)):
+        assert labels.sentiment == SENTIMENTS[int(sentiment[i].argmax())]
+        for j, t in enumerate(baseline.topic_ids):
+            assert labels.stance_for[t] == STANCES[int(stance[i, j].argmax())]
+            assert (t in labels.topics) == (topic[i, j] > 0.5)

@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from rustance.keywords import SENTIMENT_CUES, STANCE_CUES, TOPIC_PATTERNS, description_pattern
-from rustance.labels import Topic
+from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.metrics import Labels
 from rustance.records import Record
 
@@ -97,6 +97,24 @@ class TfidfBaseline:
         self.sentiment_model = self._classifier().fit(features, sentiments) if len(set(sentiments)) > 1 else None
         self.default_sentiment = max(set(sentiments), key=sentiments.count)
         return self
+
+    def probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Topic ``(n, topics)``, stance ``(n, topics, stances)`` (``STANCES`` order) and sentiment ``(n, 3)``
+        (``SENTIMENTS`` order) probabilities, the model's shapes (for blending the two; needs a stance and a
+        sentiment model, i.e. training data with more than one class of each)."""
+        features = self._features(texts)
+        n, k = len(texts), len(self.topic_ids)
+        topic = np.zeros((n, k))
+        for j, t in enumerate(self.topic_ids):
+            model = self.topic_models[t]
+            topic[:, j] = model.predict_proba(features)[:, 1] if not isinstance(model, int) else float(model)
+        stance = np.zeros((n, k, len(STANCES)))
+        order = [list(self.stance_model.classes_).index(s) for s in STANCES]
+        for j in range(k):
+            rows = hstack([features, self._topic_onehot(n, j)]).tocsr()
+            stance[:, j] = self.stance_model.predict_proba(rows)[:, order]
+        sentiment_order = [list(self.sentiment_model.classes_).index(s) for s in SENTIMENTS]
+        return topic, stance, self.sentiment_model.predict_proba(features)[:, sentiment_order]
 
     def predict(self, texts: list[str]) -> list[Labels]:
         features = self._features(texts)

@@ -457,8 +457,7 @@ def training_arguments(config: Config, checkpoints: Path, n_train: int):
     from rustance.model import resolve_device
 
     t = config.train
-    if t.device != "auto":
-        resolve_device(t.device)  # a clear error when the device is absent
+    device = resolve_device(t.device)  # auto: CUDA, MPS, then CPU; an absent device is a clear error
     try:
         return TrainingArguments(
             output_dir=str(checkpoints),
@@ -484,9 +483,7 @@ def training_arguments(config: Config, checkpoints: Path, n_train: int):
             data_seed=t.seed,
             bf16=t.bf16,
             fp16=t.fp16,
-            # auto on a machine without CUDA/MPS is the CPU (the Trainer refuses bf16 there unless told so)
-            use_cpu=t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available()
-                                         and not torch.backends.mps.is_available()),
+            use_cpu=device == "cpu",  # said outright: the Trainer refuses bf16 on a CPU it was not told of
             report_to=[] if t.report_to in ("none", "") else [t.report_to],
             remove_unused_columns=False,
             label_names=None,
