@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,15 +26,24 @@ import time
 from pathlib import Path
 
 VARIANTS: dict[str, list[str]] = {
-    "baseline (mean pooling, linear heads)": ["model.pooling=mean"],
-    "topic-attention pooling": ["model.pooling=topic_attention"],
+    "baseline (mean pooling, linear heads)": ["model.pooling=mean", "train.tfidf_fusion=false"],
+    "topic-attention pooling": ["model.pooling=topic_attention", "train.tfidf_fusion=false"],
 }
+# variants made from another variant's trained runs (same seed) by a command instead of training: here the
+# TF-IDF fusion that `train.tfidf_fusion` fits after training, added by `rustance fuse` to the same weights
+DERIVED: dict[str, tuple[str, list[str]]] = {
+    "topic-attention pooling + TF-IDF fusion": ("topic-attention pooling", ["fuse"]),
+}
+VARIANTS.update({name: [] for name in DERIVED})
 METRICS = ("topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1")
 SYSTEMS = ("model", "TF-IDF + logistic regression")
 
 
 def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.split(" (")[0]).strip("-")
+    text = "".join(c if c.isalnum() else "-" for c in name.split(" (")[0]).strip("-")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -86,12 +96,24 @@ def main() -> None:
             run_dir = args.runs / f"{slug(name)}-s{seed}"
             sets = [*args.budget, *overrides, f"train.seed={seed}", f"train.output_dir={run_dir}"]
             train_cmd = ["rustance", "train", "--config", args.config] + [x for s in sets for x in ("--set", s)]
-            commands.append(shlex.join(train_cmd))
+            if name not in DERIVED:
+                commands.append(shlex.join(train_cmd))
             done = run_dir / "study.json"
             if done.is_file():
                 results.setdefault(name, []).append(json.loads(done.read_text()))
                 continue
-            seconds = run(train_cmd, log)
+            if name in DERIVED:
+                base, command = DERIVED[name]
+                base_dir = args.runs / f"{slug(base)}-s{seed}"
+                base_row = json.loads((base_dir / "study.json").read_text())  # the base variant ran first
+                train_cmd = ["rustance", *command, "--model", str(base_dir), "--out", str(run_dir)]
+                commands.append(shlex.join(train_cmd))
+                seconds = base_row["train_seconds"]
+                if not (run_dir / "config.json").is_file():  # an interrupted command left at most a partial folder
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    seconds += run(train_cmd, log)
+            else:
+                seconds = run(train_cmd, log)
             row = {"seed": seed, "train_seconds": round(seconds, 1)}
             for split, data in (("dev", args.dev), ("test", args.test)):
                 out = run_dir / f"eval-{split}"

@@ -168,14 +168,19 @@ def configure_threads(workers: int | None = None, threads: int | None = None) ->
 
 
 def weights_digest(model_dir: Path) -> str:
-    """The first 16 hex digits of the SHA-256 of a model folder's weights (safetensors, else ONNX)."""
+    """The first 16 hex digits of the SHA-256 of a model folder's weights (safetensors, else ONNX), followed by
+    its TF-IDF part (``tfidf.skops``) where the model has one."""
+    from rustance.lexical import FILE
+
     digest = hashlib.sha256()
     weights = model_dir / "model.safetensors"
     if not weights.is_file():
         weights = model_dir / "model.onnx"
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in (weights, model_dir / FILE):
+        if path == weights or path.is_file():
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()[:16]
 
 

@@ -67,6 +67,14 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.lexical = None  # a fused model's TF-IDF part, exported beside the graph (rustance.lexical)
+        if self.config.fusion:
+            from rustance.lexical import LexicalModelError, find_lexical
+
+            try:
+                self.lexical = find_lexical(folder)
+            except LexicalModelError as exc:
+                raise ModelLoadError(str(exc)) from exc
         self.head_session = None
         if (folder / HEADS_FILE).is_file():
             self.head_session = ort.InferenceSession(str(folder / HEADS_FILE), options,
@@ -158,6 +166,10 @@ def export_onnx(reference, out_dir: str | Path, texts: list[str], contexts: list
                          per_channel=True, extra_options={"DefaultTensorType": 1})  # 1 = FLOAT
         (tmp / "model.int8.onnx").replace(tmp / ONNX_FILE)
     reference.model.config.save_pretrained(tmp)
+    if reference.lexical is not None:  # a fused model: its TF-IDF part runs beside the graph
+        from rustance.lexical import save_lexical
+
+        save_lexical(reference.lexical, tmp)
     reference.tokenizer.save_pretrained(tmp)
     score = agreement_with(reference, load_onnx(tmp), texts, contexts)
     log(f"labels agree with the PyTorch model on {100 * score:.2f} % of {len(texts)} sentences")

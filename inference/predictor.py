@@ -10,6 +10,7 @@ import torch
 
 from rustance.calibration import UNCERTAIN, check_min_confidence, detection_confidence
 from rustance.labels import SENTIMENTS, STANCES, Topic
+from rustance.lexical import blend, check_weights
 from rustance.metrics import Labels
 from rustance.inputs import EncodedSentence, InputBuilder, length_batches
 from rustance.model import ModelLoadError, load_model, resolve_device
@@ -92,6 +93,11 @@ class Classifier:
         self.topics = tuple(Topic(t["id"], t.get("description", "")) for t in self.settings["topics"])
         self.thresholds = self.settings.get("thresholds") or {}
         self.temperatures = self.settings.get("temperatures") or {}  # calibration fitted on dev (1 = none)
+        # TF-IDF fusion (rustance.lexical): per-head weights of the network, and the TF-IDF model
+        self.fusion = check_weights(self.settings.get("fusion"))
+        self.lexical = getattr(model, "lexical", None) if self.fusion else None
+        if self.fusion and self.lexical is None:
+            raise ModelLoadError("the model has config.fusion but no TF-IDF part (tfidf.skops) was loaded with it")
 
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 32, device: str = "cpu", precision: str = "fp32") -> "Classifier":
@@ -104,16 +110,29 @@ class Classifier:
         temperatures), in batches of similar token length; see :meth:`logits`. With ``with_truncation`` also
         returns, per sentence, whether it was cut to the model's max length."""
         logits, truncated = self.logits(texts, contexts)
-        probabilities = self.scale(logits)
+        probabilities = self.scale(logits, lexical=self.lexical_probabilities(texts))
         return (*probabilities, truncated) if with_truncation else probabilities
 
-    def scale(self, logits: dict[str, torch.Tensor], temperatures: dict[str, float] | None = None):
+    def lexical_probabilities(self, texts: list[str]) -> tuple | None:
+        """The TF-IDF part's ``(topic, stance, sentiment)`` probabilities of ``texts`` (NumPy), or None for a model
+        without fusion. It reads the sentence alone, not its context."""
+        if self.lexical is None or not texts:
+            return None
+        return self.lexical.probabilities(list(texts))
+
+    def scale(self, logits: dict[str, torch.Tensor], temperatures: dict[str, float] | None = None,
+              lexical: tuple | None = None):
         """``(topic, stance, sentiment)`` probabilities from :meth:`logits`: sigmoid for topics, softmax of the
-        logits divided by the head's temperature (``temperatures``, default the model's; ``{}`` for none)."""
+        logits divided by the head's temperature (``temperatures``, default the model's; ``{}`` for none); with
+        ``lexical`` (:meth:`lexical_probabilities` of the same texts) blended with the TF-IDF part by the
+        model's fusion weights (:func:`rustance.lexical.blend`)."""
         temperatures = self.temperatures if temperatures is None else temperatures
-        return (torch.sigmoid(logits["topic_logits"]),
-                torch.softmax(logits["stance_logits"] / temperatures.get("stance", 1.0), -1),
-                torch.softmax(logits["sentiment_logits"] / temperatures.get("sentiment", 1.0), -1))
+        network = (torch.sigmoid(logits["topic_logits"]),
+                   torch.softmax(logits["stance_logits"] / temperatures.get("stance", 1.0), -1),
+                   torch.softmax(logits["sentiment_logits"] / temperatures.get("sentiment", 1.0), -1))
+        if lexical is None or self.fusion is None:
+            return network
+        return blend(network, lexical, self.fusion)
 
     @torch.inference_mode()
     def logits(self, texts: list[str], contexts: list[str] | None = None) -> tuple[dict[str, torch.Tensor], list[bool]]:

@@ -114,7 +114,10 @@ def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str |
         f"- Base encoder: `{base}`", f"- Pooling: {config.get('pooling')}; max length {config.get('max_length')} tokens"
         + (f"; previous sentence read as context ({config.get('context_mode')})" if config.get("use_context") else ""),
         f"- Calibration (softmax temperatures, fitted on dev): {config.get('temperatures')}"
-        if config.get("temperatures") else "- No calibration stored", "",
+        if config.get("temperatures") else "- No calibration stored",
+        *([f"- TF-IDF fusion: each head's probability is w × network + (1 − w) × a TF-IDF + logistic-regression "
+           "model fitted on the same training file (`tfidf.skops`, read with skops); w per head, chosen on dev: "
+           + ", ".join(f"{k} {v:g}" for k, v in config["fusion"].items())] if config.get("fusion") else []), "",
         "## Training", "",
         f"- Data: `{data.get('train')}` (dev: `{data.get('dev') or 'split off the training file'}`)",
         f"- Epochs {train.get('epochs')}, batch {train.get('batch_size')}, learning rates {train.get('learning_rate')} "
@@ -123,7 +126,8 @@ def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str |
         "- The full training configuration is `training_config.yaml` in this folder.", "",
         "## Results", "", _table(sets),
         "Dev figures are optimistic: dev chose the checkpoint" + (", the thresholds" if config.get("thresholds") else "")
-        + (" and the calibration" if config.get("temperatures") else "") + ".", "",
+        + (", the calibration" if config.get("temperatures") else "")
+        + (" and the fusion weights" if config.get("fusion") else "") + ".", "",
         "## Intended use and limitations", "",
         "For analysts tracking official rhetoric in Russian political and diplomatic news. Not for decisions about "
         "individuals, and not outside this news domain without re-evaluation.", "",

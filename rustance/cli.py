@@ -341,6 +341,31 @@ def convert(
 
 
 @app.command()
+def fuse(
+    model: Annotated[Path, typer.Option(help="a trained stance model folder")],
+    out: Annotated[Path, typer.Option(help="new folder for the fused model")],
+    train: Annotated[Optional[Path], typer.Option(help="training file of the TF-IDF part (default: the model's)")] = None,
+    dev: Annotated[Optional[Path], typer.Option(help="dev file that chooses the weights (default: the model's)")] = None,
+    corpora: Annotated[Optional[Path], typer.Option(help="where stand-off records resolve")] = None,
+) -> None:
+    """Blend a trained model with TF-IDF (what train.tfidf_fusion does after training): fit TF-IDF + logistic
+    regression on the training file, choose each head's weight and the topic thresholds on dev, save to --out."""
+    from rustance.errors import RustanceError
+    from rustance.records import DataError
+    from rustance.train.fusion import fuse_model
+
+    _quiet_transformers()
+    try:
+        metrics = fuse_model(model, out, train and str(train), dev and str(dev), corpora and str(corpora),
+                             log=lambda m: console.print(m, highlight=False))
+    except (RustanceError, DataError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if metrics:
+        console.print("dev after fusion: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()
+                                                      if isinstance(v, float)), highlight=False)
+
+
+@app.command()
 def push(
     model: Annotated[Path, typer.Option(help="trained model folder")],
     repo: Annotated[str, typer.Option(help="Hugging Face Hub repository id, e.g. org/rustance-e5-small")],

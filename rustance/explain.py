@@ -207,7 +207,8 @@ def integrated_gradients(classifier, texts: Sequence[str], targets: Sequence[Seq
     """Like :func:`occlusion`, with Integrated Gradients (Captum) on the word embeddings of a
     :class:`rustance.Classifier`'s torch model: a word's weight is the sum of its tokens' attributions to the
     chosen stance's probability, from a baseline where the sentence's tokens are padding (special tokens and
-    the previous sentence kept). Needs ``pip install captum``.
+    the previous sentence kept). Needs ``pip install captum``. For a model fused with TF-IDF
+    (:mod:`rustance.lexical`) it explains the network's part only (occlusion explains the blend).
     """
     import torch
     from captum.attr import LayerIntegratedGradients

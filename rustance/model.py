@@ -31,6 +31,7 @@ from transformers.configuration_utils import SubConfigSpec
 from rustance.errors import RustanceError
 from rustance.heads import TopicAttentionPooling
 from rustance.labels import SENTIMENTS, STANCES, Topic
+from rustance.lexical import LexicalModelError
 from rustance.tasks import task_spec
 
 logger = logging.getLogger("rustance")
@@ -48,7 +49,9 @@ class RustanceConfig(PretrainedConfig):
 
     ``encoder_config`` is the pretrained encoder's own config (any ``AutoConfig`` model type, BERT by default),
     nested as a sub-config. ``thresholds`` (per-topic decision thresholds) and ``temperatures`` (per-head
-    calibration: probabilities are ``softmax(logits / T)``) are set after training, on dev.
+    calibration: probabilities are ``softmax(logits / T)``) are set after training, on dev, and so is ``fusion``
+    (per-head weights of the network's probabilities against the TF-IDF model in ``tfidf.skops``;
+    :mod:`rustance.lexical`).
     """
 
     model_type = "rustance"
@@ -66,11 +69,12 @@ class RustanceConfig(PretrainedConfig):
     target_marker: str | None = None  # targeted sentiment: typed | plain | segment
     thresholds: dict | None = None  # topic id -> decision threshold (default 0.5)
     temperatures: dict | None = None  # head (stance, sentiment) -> softmax temperature (default 1)
+    fusion: dict | None = None  # head (topic, stance, sentiment) -> weight of the network against tfidf.skops
     base_model: str | None = None  # the pretrained encoder the model was fine-tuned from
 
     #: the task settings, in the order of the 0.2 ``rustance`` block
     SETTINGS = ("task", "topics", "stances", "pooling", "use_context", "context_mode", "max_length", "text_prefix",
-                "target_marker", "thresholds", "temperatures", "base_model")
+                "target_marker", "thresholds", "temperatures", "fusion", "base_model")
 
     @property
     def settings(self) -> dict:
@@ -120,6 +124,7 @@ class RustanceModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    lexical = None  # a fused model's TF-IDF part (rustance.lexical); saved as tfidf.skops beside the weights
 
     def __init__(self, config: RustanceConfig, encoder: nn.Module | None = None):
         super().__init__(config)
@@ -135,7 +140,22 @@ class RustanceModel(PreTrainedModel):
                 config = RustanceConfig.from_pretrained(pretrained_model_name_or_path)
             model_class = task_spec(config.task).model_class()
             return model_class.from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if getattr(model.config, "fusion", None):  # the TF-IDF part, from the same folder or Hub repository
+            from rustance.lexical import find_lexical
+
+            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            model.lexical = find_lexical(pretrained_model_name_or_path, **hub)
+        return loaded
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``, plus the TF-IDF part (``tfidf.skops``) of a fused model."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.lexical is not None and self.config.fusion:
+            from rustance.lexical import save_lexical
+
+            save_lexical(self.lexical, save_directory)
 
     @classmethod
     def _from_config(cls, config, **kwargs):
@@ -444,6 +464,8 @@ def load_model(path: str | Path, device: str | None = None) -> tuple[RustanceMod
     model_class = task_spec(config.task).model_class()
     try:
         model, info = model_class.from_pretrained(str(path), config=config, output_loading_info=True)
+    except LexicalModelError as exc:  # the weights loaded; the TF-IDF part did not
+        raise ModelLoadError(str(exc)) from exc
     except Exception as exc:  # safetensors, torch and hub errors have no common base class
         raise ModelLoadError(f"cannot load the weights of {path}: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''} (a truncated or foreign "

@@ -29,9 +29,10 @@ def _prediction_row(record, prediction) -> dict:
     return row
 
 
-def confidence_report(classifier: Classifier, logits: dict, records) -> tuple[dict, dict]:
+def confidence_report(classifier: Classifier, logits: dict, records, lexical: tuple | None = None) -> tuple[dict, dict]:
     """Calibration (top-label ECE of the stance head over gold (sentence, topic) pairs and of the sentiment
-    head, with the model's temperatures and without) and the coverage curves (:mod:`rustance.calibration`)."""
+    head, with the model's temperatures and without) and the coverage curves (:mod:`rustance.calibration`).
+    For a fused model the probabilities are the blended ones (``lexical``: the TF-IDF part's), as reported."""
     targets = record_targets(records, classifier.topics)
     presence, stance_gold, sentiment_gold = (targets[k].numpy() for k in ("presence", "stance", "sentiment"))
     present = presence > 0.5
@@ -40,7 +41,7 @@ def confidence_report(classifier: Classifier, logits: dict, records) -> tuple[di
     for head in ("stance", "sentiment"):
         calibration[head] = {"temperature": float(classifier.temperatures.get(head, 1.0))}
     for when, temperatures in (("before", {}), ("after", None)):
-        topic_p, stance_p, sentiment_p = (t.double().numpy() for t in classifier.scale(logits, temperatures))
+        topic_p, stance_p, sentiment_p = (t.double().numpy() for t in classifier.scale(logits, temperatures, lexical))
         calibration["stance"][when] = top_label(stance_p[present], stance_gold[present])
         calibration["sentiment"][when] = top_label(sentiment_p, sentiment_gold)
     coverage = coverage_curve(topic_p, stance_p, presence, stance_gold, classifier.threshold_array())
@@ -78,7 +79,8 @@ def run_evaluation(
     systems = {}
     started = time.time()
     logits, truncated = classifier.logits(texts, [r.context for r in records])
-    predictions = classifier.decode(texts, *classifier.scale(logits), truncated)
+    lexical = classifier.lexical_probabilities(texts)  # a fused model's TF-IDF part (None without fusion)
+    predictions = classifier.decode(texts, *classifier.scale(logits, lexical=lexical), truncated)
     systems["model"] = {"metrics": score(gold, [p.to_labels() for p in predictions], topic_ids),
                         "seconds": round(time.time() - started, 2)}
     log(f"model: {len(records)} sentences in {systems['model']['seconds']} s")
@@ -93,7 +95,7 @@ def run_evaluation(
     for baseline in baselines:
         systems[baseline.name] = {"metrics": score(gold, baseline.predict(texts), topic_ids)}
 
-    calibration, coverage = confidence_report(classifier, logits, records)
+    calibration, coverage = confidence_report(classifier, logits, records, lexical)
     for head in ("stance", "sentiment"):
         log(f"calibration: {head} ECE {calibration[head]['before']['ece']:.3f} before scaling, "
             f"{calibration[head]['after']['ece']:.3f} after (T = {calibration[head]['temperature']:g})")
@@ -102,6 +104,7 @@ def run_evaluation(
         "data": str(data),
         "train_for_baselines": str(train_file) if train_file else None,
         "n_sentences": len(records),
+        "fusion": classifier.fusion,  # weights of the network per head against the model's TF-IDF part
         "headline": {name: headline(s["metrics"]) for name, s in systems.items()},
         "systems": systems,
         "calibration": calibration,

@@ -165,6 +165,10 @@ def write_markdown(summary: dict, images: dict[str, str], path: Path) -> None:
         "# rustance evaluation",
         f"Model `{summary['model_dir']}` on `{summary['data']}` ({summary['n_sentences']} sentences). "
         f"Baselines trained on `{summary['train_for_baselines']}`.",
+        *([f"The model blends its network's probabilities with its own TF-IDF part (fitted on its training file; "
+           "weights of the network per head, chosen on dev: "
+           + ", ".join(f"{k} {v:g}" for k, v in summary["fusion"].items()) + "); the rows below score the blend."]
+          if summary.get("fusion") else []),
         "## Summary (macro-F1)",
         _table([[name] + [f"{v[k]:.3f}" for k in keys] for name, v in heads.items()], ["system"] + keys),
     ]

@@ -7,8 +7,9 @@ accumulation, checkpoints in ``<output_dir>/checkpoints`` and ``resume_from_chec
 (``EarlyStoppingCallback``), ``report_to`` (TensorBoard ...). Data are ``datasets.Dataset`` objects tokenised
 with ``map``; metrics come from the task's ``compute_metrics`` (scikit-learn).
 
-After training, two explicit steps on dev, in this order: calibration (softmax temperatures of the stance and
-sentiment heads) and decision thresholds (per topic). Evaluation itself changes nothing in the model.
+After training, explicit steps on dev, in this order: calibration (softmax temperatures of the stance and
+sentiment heads), TF-IDF fusion (``train.tfidf_fusion``: :mod:`rustance.train.fusion`) and decision thresholds
+(per topic). Evaluation itself changes nothing in the model.
 
 The output folder only ever gets files the trainer writes (listed in ``.rustance-files.json``); everything
 else in it (``eval-*`` reports, notes) is left alone, and temporary names are unique to the run.
@@ -212,6 +213,8 @@ class StanceTask:
         self.model, self.tokenizer = task_spec("stance").build(config)
         self.loss_fn = MultiTaskLoss(record_targets(train_records, self.topics), config.train.class_weights)
         self.tune_thresholds, self.calibrate = config.train.tune_thresholds, config.train.calibrate
+        self.tfidf_fusion = config.train.tfidf_fusion
+        self.train_records, self.dev_texts = train_records, [r.text for r in dev_records]
         self.inputs = InputBuilder(self.tokenizer, self.model.config.settings)
         self.collator = PadCollator(self.inputs.pad_id, self.label_names)
         _quiet_datasets()
@@ -257,19 +260,33 @@ class StanceTask:
         return headline(self._score(topic_logits, stance_logits, sentiment_logits, labels, thresholds))
 
     def finalize(self, model, prediction, log=print) -> dict:
-        """Explicit post-training steps on dev: calibrate, then tune thresholds; returns the dev metrics."""
+        """Explicit post-training steps on dev: calibrate, fuse with TF-IDF, then tune thresholds; returns the
+        dev metrics (of the probabilities the saved model will report)."""
         topic_logits, stance_logits, sentiment_logits = prediction.predictions
         presence, stance, sentiment = prediction.label_ids
         if self.calibrate:
             model.config.temperatures = {"stance": fit_temperature(stance_logits, stance),
                                          "sentiment": fit_temperature(sentiment_logits, sentiment)}
             log(f"calibration: temperatures {model.config.temperatures}")
+        temperatures = model.config.temperatures or {}
+        probabilities = (torch.sigmoid(torch.as_tensor(topic_logits).float()),
+                         torch.softmax(torch.as_tensor(stance_logits).float() / temperatures.get("stance", 1.0), -1),
+                         torch.softmax(torch.as_tensor(sentiment_logits).float() / temperatures.get("sentiment", 1.0),
+                                       -1))
+        if self.tfidf_fusion:
+            from rustance.lexical import blend
+            from rustance.train.fusion import fit_fusion
+
+            lexical, weights, _, _ = fit_fusion(self.train_records, self.topics, self.dev_texts, probabilities,
+                                                (presence, stance, sentiment), log)
+            model.config.fusion, model.lexical = weights, lexical
+            if lexical is not None:
+                probabilities = blend(probabilities, lexical.probabilities(self.dev_texts), weights)
         if self.tune_thresholds:
-            model.config.thresholds = choose_thresholds(torch.sigmoid(torch.as_tensor(topic_logits)).numpy(),
-                                                        presence, self.topic_ids)
+            model.config.thresholds = choose_thresholds(probabilities[0].numpy(), presence, self.topic_ids)
             log(f"topic thresholds: {model.config.thresholds}")
-        metrics = self._score(topic_logits, stance_logits, sentiment_logits, prediction.label_ids,
-                              model.config.thresholds)
+        predicted = decode_labels(*(p.numpy() for p in probabilities), self.topic_ids, model.config.thresholds)
+        metrics = score(gold_labels(presence, stance, sentiment, self.topic_ids), predicted, self.topic_ids)
         return {**headline(metrics), "detail": metrics}
 
 

@@ -1,0 +1,154 @@
+"""rustance.train.fusion: weights chosen on dev, fusion in training, `rustance fuse`, and what a fused model
+reports (predict, evaluate, ONNX)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rustance.cli import app
+from rustance.labels import STANCES
+from rustance.lexical import FILE, blend
+from rustance.train.fusion import choose_fusion
+
+runner = CliRunner()
+IDS = ["a", "b"]
+
+
+def _gold(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    presence = (rng.random((n, 2)) < 0.5).astype(float)
+    stance = np.where(presence > 0.5, rng.integers(0, len(STANCES), (n, 2)), -100)
+    sentiment = rng.integers(0, 3, n)
+    return presence, stance, sentiment
+
+
+def _perfect(gold):
+    presence, stance, sentiment = gold
+    topic = np.where(presence > 0.5, 0.9, 0.1)
+    stance_p = np.full((*stance.shape, len(STANCES)), 0.1)
+    for (i, j), s in np.ndenumerate(stance):
+        stance_p[i, j, max(int(s), 0)] = 0.7
+    sentiment_p = np.full((len(sentiment), 3), 0.15)
+    sentiment_p[np.arange(len(sentiment)), sentiment] = 0.7
+    return topic, stance_p, sentiment_p
+
+
+def _noise(gold, seed=1):
+    rng = np.random.default_rng(seed)
+    topic, stance, sentiment = _perfect(gold)
+    return rng.random(topic.shape), rng.dirichlet(np.ones(len(STANCES)), stance.shape[:2]), \
+        rng.dirichlet(np.ones(3), len(sentiment))
+
+
+def test_a_perfect_network_keeps_weight_one_and_a_perfect_tfidf_takes_over():
+    gold = _gold()
+    weights, thresholds, metrics = choose_fusion(_perfect(gold), _noise(gold), gold, IDS, log=lambda m: None)
+    assert weights is None and metrics["joint_macro_f1"] == 1.0 and set(thresholds) == set(IDS)
+    weights, _, metrics = choose_fusion(_noise(gold), _perfect(gold), gold, IDS, log=lambda m: None)
+    assert weights is not None and all(w < 1 for w in weights.values())
+    assert metrics["topic_macro_f1"] == metrics["stance_macro_f1"] == metrics["sentiment_macro_f1"] == 1.0
+
+
+SETTINGS = ["train.batch_size=9", "train.head_learning_rate=0.01", "train.learning_rate=0.001", "model.max_length=32",
+            "train.warmup_ratio=0", "train.epochs=2", "train.patience=20"]
+
+
+@pytest.fixture(scope="module")
+def fused_model(tiny_encoder_dir, tmp_path_factory):
+    """A tiny model trained with TF-IDF fusion on the toy files (dev = the train sentences: TF-IDF wins there)."""
+    from conftest import toy_records, write_jsonl
+
+    folder = tmp_path_factory.mktemp("fusion")
+    train = write_jsonl(folder / "train.jsonl", toy_records("tr"))
+    dev = write_jsonl(folder / "dev.jsonl", toy_records("dv"))
+    out = folder / "model"
+    sets = [f"model.name={tiny_encoder_dir}", f"data.train={train}", f"data.dev={dev}", f"train.output_dir={out}",
+            *SETTINGS, "train.tfidf_fusion=true"]
+    result = runner.invoke(app, ["train", *[x for s in sets for x in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    assert "fusion: topic weight of the network" in result.output
+    return out, train, dev
+
+
+def test_training_saves_the_tfidf_part_and_predict_reports_the_blend(fused_model):
+    from rustance import load
+
+    out, _, _ = fused_model
+    config = json.loads((out / "config.json").read_text())
+    assert (out / FILE).is_file() and set(config["fusion"]) == {"topic", "stance", "sentiment"}
+    assert any(w < 1 for w in config["fusion"].values())
+    assert "TF-IDF fusion" in (out / "README.md").read_text() and FILE in json.loads(
+        (out / ".rustance-files.json").read_text())["files"]
+    classifier = load(out, device="cpu")
+    texts = ["Москва готова возобновить прямое авиасообщение.", "Погода в Москве будет тёплой."]
+    logits, _ = classifier.logits(texts)
+    expected = blend(classifier.scale(logits), classifier.lexical.probabilities(texts), config["fusion"])
+    got = classifier.probabilities(texts)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    network_only = classifier.scale(logits)
+    assert any(not torch.allclose(a, b) for a, b in zip(got, network_only))  # the blend changes what is reported
+    prediction = classifier.predict(texts)[0]
+    assert prediction.sentiment_probabilities == pytest.approx(
+        dict(zip(("negative", "neutral", "positive"), got[2][0].tolist())))
+
+
+def test_a_fused_model_without_its_tfidf_file_is_a_clear_error(fused_model, tmp_path):
+    from rustance import load
+    from rustance.model import ModelLoadError
+
+    out, _, _ = fused_model
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / FILE).unlink()
+    with pytest.raises(ModelLoadError, match="tfidf.skops"):
+        load(broken)
+    result = runner.invoke(app, ["predict", "--model", str(broken)], input="Санкции незаконны.\n")
+    assert result.exit_code == 2 and "tfidf.skops" in result.output
+
+
+def test_fuse_command_adds_fusion_to_a_trained_model_and_evaluate_scores_the_blend(fused_model, tiny_model_dir,
+                                                                                   tmp_path):
+    from rustance import load
+
+    out, train, dev = fused_model
+    missing = runner.invoke(app, ["fuse", "--model", str(tiny_model_dir), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "--train and --dev" in missing.output
+    fused = tmp_path / "fused"
+    result = runner.invoke(app, ["fuse", "--model", str(tiny_model_dir), "--out", str(fused), "--train", str(train),
+                                 "--dev", str(dev)])
+    assert result.exit_code == 0, result.output
+    assert (fused / FILE).is_file() and load(fused).fusion is not None
+    again = runner.invoke(app, ["fuse", "--model", str(tiny_model_dir), "--out", str(fused), "--train", str(train),
+                                "--dev", str(dev)])
+    assert again.exit_code == 2 and "exists" in again.output
+    report = runner.invoke(app, ["evaluate", "--model", str(fused), "--data", str(dev), "--train", str(train),
+                                 "--out", str(tmp_path / "eval")])
+    assert report.exit_code == 0, report.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["fusion"] == load(fused).fusion
+    assert "TF-IDF part" in (tmp_path / "eval" / "report.md").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    classifier = load(fused)
+    sentences = [r["sentence"] for r in rows]
+    direct = classifier.predict(sentences)
+    assert [[t["topic"] for t in r["topics"]] for r in rows] == [[t.topic for t in p.topics] for p in direct]
+
+
+def test_onnx_export_of_a_fused_model_carries_the_tfidf_part(fused_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from rustance import load
+    from rustance.inference.onnx_backend import load_onnx
+
+    out, _, dev = fused_model
+    result = runner.invoke(app, ["export-onnx", "--model", str(out), "--out", str(tmp_path / "onnx"),
+                                 "--check", str(dev)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "onnx" / FILE).is_file()
+    texts = ["Санкции — незаконное давление, заявил министр.", "Выставка откроется в понедельник."]
+    for a, b in zip(load_onnx(tmp_path / "onnx").probabilities(texts), load(out).probabilities(texts)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
