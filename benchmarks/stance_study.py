@@ -105,7 +105,10 @@ def main() -> None:
             if name in DERIVED:
                 base, command = DERIVED[name]
                 base_dir = args.runs / f"{slug(base)}-s{seed}"
-                base_row = json.loads((base_dir / "study.json").read_text())  # the base variant ran first
+                if not (base_dir / "study.json").is_file():
+                    sys.exit(f"{name} (seed {seed}) is made from {base!r}, which has not run for this seed: "
+                             f"run that variant first (no {base_dir / 'study.json'})")
+                base_row = json.loads((base_dir / "study.json").read_text())
                 train_cmd = ["rustance", *command, "--model", str(base_dir), "--out", str(run_dir)]
                 commands.append(shlex.join(train_cmd))
                 seconds = base_row["train_seconds"]

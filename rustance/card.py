@@ -92,6 +92,11 @@ def _table(sets: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _listing(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str | None) -> str:
     data, train = training.get("data", {}), training.get("train", {})
     parts = [f"# {name}", "", f"A rustance model ({spec.description}). {spec.card_summary}", ""]
@@ -125,9 +130,10 @@ def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str |
         f"checkpoint chosen on dev `{train.get('metric_for_best')}`",
         "- The full training configuration is `training_config.yaml` in this folder.", "",
         "## Results", "", _table(sets),
-        "Dev figures are optimistic: dev chose the checkpoint" + (", the thresholds" if config.get("thresholds") else "")
-        + (", the calibration" if config.get("temperatures") else "")
-        + (" and the fusion weights" if config.get("fusion") else "") + ".", "",
+        "Dev figures are optimistic: dev chose " + _listing(
+            ["the checkpoint"] + (["the thresholds"] if config.get("thresholds") else [])
+            + (["the calibration"] if config.get("temperatures") else [])
+            + (["the fusion weights"] if config.get("fusion") else [])) + ".", "",
         "## Intended use and limitations", "",
         "For analysts tracking official rhetoric in Russian political and diplomatic news. Not for decisions about "
         "individuals, and not outside this news domain without re-evaluation.", "",

@@ -88,12 +88,21 @@ def load_lexical(path: str | Path):
     if unexpected:
         raise LexicalModelError(f"{path} holds types a rustance TF-IDF model does not have: {', '.join(unexpected)}; "
                                 "not loaded")
-    content = sio.load(path, trusted=TRUSTED)
-    if not isinstance(content, dict) or set(content) != {"model", "vocabularies"}:
-        raise LexicalModelError(f"{path} is not a rustance TF-IDF model file")
-    lexical = content["model"]
-    for name in VECTORIZERS:
-        getattr(lexical, name).vocabulary_ = {term: i for i, term in enumerate(content["vocabularies"][name].split("\n"))}
+    from rustance.train.baselines import TfidfBaseline
+
+    try:
+        content = sio.load(path, trusted=TRUSTED)
+        if not isinstance(content, dict) or set(content) != {"model", "vocabularies"} \
+                or not isinstance(content["model"], TfidfBaseline):
+            raise LexicalModelError(f"{path} is not a rustance TF-IDF model file")
+        lexical = content["model"]
+        for name in VECTORIZERS:
+            terms = content["vocabularies"][name].split("\n")
+            getattr(lexical, name).vocabulary_ = {term: i for i, term in enumerate(terms)}
+    except LexicalModelError:
+        raise
+    except Exception as exc:  # e.g. written by a scikit-learn version whose objects this one cannot rebuild
+        raise LexicalModelError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
     return lexical
 
 

@@ -145,14 +145,23 @@ class RustanceModel(PreTrainedModel):
         if getattr(model.config, "fusion", None):  # the TF-IDF part, from the same folder or Hub repository
             from rustance.lexical import find_lexical
 
-            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "subfolder",
+                                          "force_download", "proxies") if k in kwargs}
             model.lexical = find_lexical(pretrained_model_name_or_path, **hub)
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """``PreTrainedModel.save_pretrained``, plus the TF-IDF part (``tfidf.skops``) of a fused model."""
+        """``PreTrainedModel.save_pretrained``, plus the TF-IDF part (``tfidf.skops``) of a fused model (whose
+        upload needs ``model.push_to_hub(repo)`` or ``rustance push``, which save first, then upload the folder)."""
+        fused = bool(getattr(self.config, "fusion", None))
+        if fused and self.lexical is None:
+            raise LexicalModelError("config.fusion is set but the model has no TF-IDF part (model.lexical); "
+                                    "saving it would give a model that cannot be loaded")
+        if fused and kwargs.get("push_to_hub"):
+            raise LexicalModelError("save_pretrained(push_to_hub=True) would upload before tfidf.skops is written; "
+                                    "use model.push_to_hub(repo) or `rustance push`")
         super().save_pretrained(save_directory, *args, **kwargs)
-        if self.lexical is not None and self.config.fusion:
+        if fused:
             from rustance.lexical import save_lexical
 
             save_lexical(self.lexical, save_directory)

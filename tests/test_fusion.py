@@ -53,6 +53,35 @@ def test_a_perfect_network_keeps_weight_one_and_a_perfect_tfidf_takes_over():
     assert metrics["topic_macro_f1"] == metrics["stance_macro_f1"] == metrics["sentiment_macro_f1"] == 1.0
 
 
+def test_without_threshold_tuning_the_weights_are_chosen_at_one_half():
+    gold = _gold()
+    weights, thresholds, _ = choose_fusion(_noise(gold), _perfect(gold), gold, IDS, log=lambda m: None,
+                                           tune_thresholds=False)
+    assert thresholds is None and weights["topic"] < 1
+
+
+def test_a_class_missing_from_train_gets_probability_zero_and_fusion_still_fits():
+    from conftest import toy_records
+    from rustance.labels import load_topics
+    from rustance.records import Record
+    from rustance.train.fusion import fit_fusion
+
+    topics = load_topics()
+    records = [Record(id=r["id"], text=r["text"], topics=r["topics"], sentiment=r["sentiment"])
+               for r in toy_records() if "conditional" not in r["topics"].values()]
+    texts = [r.text for r in records]
+    gold = (np.array([[t.id in r.topics for t in topics] for r in records], dtype=float),
+            np.array([[STANCES.index(r.topics[t.id]) if t.id in r.topics else -100 for t in topics] for r in records]),
+            np.array([("negative", "neutral", "positive").index(r.sentiment) for r in records]))
+    network = (torch.full((len(records), len(topics)), 0.5), torch.full((len(records), len(topics), 4), 0.25),
+               torch.full((len(records), 3), 1 / 3))
+    lexical, weights, _, _ = fit_fusion(records, topics, texts, network, gold, log=lambda m: None)
+    assert lexical is not None and weights is not None
+    _, stance, _ = lexical.probabilities(texts)
+    assert np.all(stance[..., STANCES.index("conditional")] == 0)
+    np.testing.assert_allclose(stance.sum(-1), 1.0)
+
+
 SETTINGS = ["train.batch_size=9", "train.head_learning_rate=0.01", "train.learning_rate=0.001", "model.max_length=32",
             "train.warmup_ratio=0", "train.epochs=2", "train.patience=20"]
 
@@ -134,9 +163,12 @@ def test_fuse_command_adds_fusion_to_a_trained_model_and_evaluate_scores_the_ble
     assert "TF-IDF part" in (tmp_path / "eval" / "report.md").read_text()
     rows = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     classifier = load(fused)
-    sentences = [r["sentence"] for r in rows]
-    direct = classifier.predict(sentences)
+    direct = classifier.predict([r["sentence"] for r in rows])  # evaluate reports what predict reports: the blend
     assert [[t["topic"] for t in r["topics"]] for r in rows] == [[t.topic for t in p.topics] for p in direct]
+    for row, prediction in zip(rows, direct):
+        assert row["sentiment_positive"] == pytest.approx(prediction.sentiment_probabilities["positive"], abs=1e-4)
+    network_only = classifier.scale(classifier.logits([r["sentence"] for r in rows])[0])[2][:, 2]
+    assert any(abs(r["sentiment_positive"] - float(p)) > 1e-3 for r, p in zip(rows, network_only))
 
 
 def test_onnx_export_of_a_fused_model_carries_the_tfidf_part(fused_model, tmp_path):

@@ -15,6 +15,15 @@ from rustance.metrics import Labels
 from rustance.records import Record
 
 
+def _in_order(model: LogisticRegression, features, labels: tuple[str, ...]) -> np.ndarray:
+    """``model``'s class probabilities in the order of ``labels``; 0 for a label it never saw in training."""
+    probabilities = model.predict_proba(features)
+    out = np.zeros((probabilities.shape[0], len(labels)))
+    for column, label in enumerate(model.classes_):
+        out[:, labels.index(str(label))] = probabilities[:, column]
+    return out
+
+
 class KeywordBaseline:
     """Topic if a topic keyword occurs; stance and sentiment from cue words (no training)."""
 
@@ -101,7 +110,8 @@ class TfidfBaseline:
     def probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Topic ``(n, topics)``, stance ``(n, topics, stances)`` (``STANCES`` order) and sentiment ``(n, 3)``
         (``SENTIMENTS`` order) probabilities, the model's shapes (for blending the two; needs a stance and a
-        sentiment model, i.e. training data with more than one class of each)."""
+        sentiment model, i.e. training data with more than one class of each; a class absent from the training data
+        gets probability 0)."""
         features = self._features(texts)
         n, k = len(texts), len(self.topic_ids)
         topic = np.zeros((n, k))
@@ -109,12 +119,10 @@ class TfidfBaseline:
             model = self.topic_models[t]
             topic[:, j] = model.predict_proba(features)[:, 1] if not isinstance(model, int) else float(model)
         stance = np.zeros((n, k, len(STANCES)))
-        order = [list(self.stance_model.classes_).index(s) for s in STANCES]
         for j in range(k):
             rows = hstack([features, self._topic_onehot(n, j)]).tocsr()
-            stance[:, j] = self.stance_model.predict_proba(rows)[:, order]
-        sentiment_order = [list(self.sentiment_model.classes_).index(s) for s in SENTIMENTS]
-        return topic, stance, self.sentiment_model.predict_proba(features)[:, sentiment_order]
+            stance[:, j] = _in_order(self.stance_model, rows, STANCES)
+        return topic, stance, _in_order(self.sentiment_model, features, SENTIMENTS)
 
     def predict(self, texts: list[str]) -> list[Labels]:
         features = self._features(texts)

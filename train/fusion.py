@@ -24,12 +24,14 @@ GRID = tuple(float(w) for w in np.round(np.arange(1.0, -0.01, -0.1), 1))  # netw
 METRIC = {"topic": "topic_macro_f1", "stance": "stance_macro_f1", "sentiment": "sentiment_macro_f1"}
 
 
-def choose_fusion(network: tuple, lexical: tuple, gold: tuple, topic_ids: list[str], log=print):
+def choose_fusion(network: tuple, lexical: tuple, gold: tuple, topic_ids: list[str], log=print,
+                  tune_thresholds: bool = True):
     """Per-head network weights and the topic thresholds for the blend, chosen on dev.
 
     ``network`` and ``lexical`` are ``(topic, stance, sentiment)`` probabilities of the dev records (tensors or
     arrays of the model's shapes), ``gold`` their ``(presence, stance, sentiment)`` targets. Returns ``(weights,
-    thresholds, dev_metrics)``; ``weights`` is None when the network alone is best on every head."""
+    thresholds, dev_metrics)``; ``weights`` is None when the network alone is best on every head. Without
+    ``tune_thresholds`` topics are decided at 0.5 throughout (and ``thresholds`` is None), as the model will."""
     from rustance.train.trainer import choose_thresholds
 
     network = tuple(torch.as_tensor(np.asarray(p), dtype=torch.float32) for p in network)
@@ -38,7 +40,7 @@ def choose_fusion(network: tuple, lexical: tuple, gold: tuple, topic_ids: list[s
 
     def evaluate(weights: dict, thresholds=None):
         topic, stance, sentiment = (p.numpy() for p in blend(network, lexical, weights))
-        if thresholds is None:
+        if thresholds is None and tune_thresholds:
             thresholds = choose_thresholds(topic, presence, topic_ids)
         return headline(score(reference, decode_labels(topic, stance, sentiment, topic_ids, thresholds), topic_ids)), \
             thresholds
@@ -62,7 +64,8 @@ def choose_fusion(network: tuple, lexical: tuple, gold: tuple, topic_ids: list[s
     return weights, thresholds, metrics
 
 
-def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold: tuple, log=print):
+def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold: tuple, log=print,
+               tune_thresholds: bool = True):
     """Fit the TF-IDF part on ``train_records`` and choose the fusion on dev (:func:`choose_fusion`).
 
     Returns ``(lexical, weights, thresholds, dev_metrics)``; ``lexical`` and ``weights`` are None when the
@@ -76,7 +79,7 @@ def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold
         log("fusion: skipped (the training data have a single stance or sentiment class)")
         return None, None, None, None
     weights, thresholds, metrics = choose_fusion(network, lexical.probabilities(dev_texts), gold,
-                                                 [t.id for t in topics], log)
+                                                 [t.id for t in topics], log, tune_thresholds)
     if weights is None:
         log("fusion: the network alone is best on dev; no TF-IDF part kept")
         return None, None, thresholds, metrics
@@ -87,8 +90,9 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
                corpora_dir: str | None = None, log=print) -> dict:
     """Add (or refit) the TF-IDF fusion of a trained stance model and save the result to ``out_dir`` (a new
     folder): the same weights and temperatures, the TF-IDF part fitted on the model's training file (or
-    ``train``), fusion weights and topic thresholds chosen on its dev file (or ``dev``). Returns the dev
-    metrics of the fused model."""
+    ``train``), fusion weights and topic thresholds (if the model has any) chosen on its dev file (or ``dev``).
+    Returns the dev metrics of the fused model; a :class:`TrainingError` (nothing written) when the network
+    alone is best on dev."""
     import yaml
 
     from rustance.inference.predictor import Classifier
@@ -112,28 +116,32 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     logits, _ = classifier.logits(texts, [r.context for r in dev_records])
     targets = record_targets(dev_records, classifier.topics)
     gold = tuple(targets[k].numpy() for k in ("presence", "stance", "sentiment"))
+    tune = bool(classifier.thresholds)  # a model trained without tune_thresholds keeps deciding at 0.5
     lexical, weights, thresholds, metrics = fit_fusion(train_records, classifier.topics, texts,
-                                                       classifier.scale(logits, lexical=None), gold, log)
+                                                       classifier.scale(logits, lexical=None), gold, log, tune)
+    if lexical is None:
+        raise TrainingError(f"{model_dir}: TF-IDF fusion does not help this model on {dev} (or cannot be fitted: "
+                            "see above); nothing written")
     model = classifier.model
     model.config.fusion, model.lexical = weights, lexical
-    if thresholds is not None:
+    if tune:
         model.config.thresholds = thresholds
     extra = {}
     for name in ("history.json", "training_curve.png"):
         if (model_dir / name).is_file():
             extra[name] = (model_dir / name).read_bytes()
     training.setdefault("train", {})["tfidf_fusion"] = True
+    training.setdefault("data", {}).update({"train": str(train), "dev": str(dev)})  # the files the fusion used
     extra["training_config.yaml"] = yaml.safe_dump(training, allow_unicode=True, sort_keys=False)
     previous = {}
     if (model_dir / "dev_metrics.json").is_file():
         previous = json.loads((model_dir / "dev_metrics.json").read_text(encoding="utf-8"))
-    if metrics is not None:
-        extra["dev_metrics.json"] = json.dumps({"step": previous.get("step"), **metrics,
-                                                "fused_from": str(model_dir)}, indent=2)
+    extra["dev_metrics.json"] = json.dumps({"step": previous.get("step"), **metrics, "fused_from": str(model_dir)},
+                                           indent=2)
     try:
         save_model_folder(model.cpu(), classifier.tokenizer, out_dir, extra)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
     log(f"fused model saved to {out_dir}: weights of the network {weights}")
-    return metrics or {}
+    return metrics

@@ -278,7 +278,7 @@ class StanceTask:
             from rustance.train.fusion import fit_fusion
 
             lexical, weights, _, _ = fit_fusion(self.train_records, self.topics, self.dev_texts, probabilities,
-                                                (presence, stance, sentiment), log)
+                                                (presence, stance, sentiment), log, self.tune_thresholds)
             model.config.fusion, model.lexical = weights, lexical
             if lexical is not None:
                 probabilities = blend(probabilities, lexical.probabilities(self.dev_texts), weights)
