@@ -96,6 +96,7 @@ class Classifier:
         # TF-IDF fusion (rustance.lexical): per-head weights of the network, and the TF-IDF model
         self.fusion = check_weights(self.settings.get("fusion"))
         self.lexical = getattr(model, "lexical", None) if self.fusion else None
+        self.fusion_temperatures = self.settings.get("fusion_temperatures") or {}  # calibration of the blend
         if self.fusion and self.lexical is None:
             raise ModelLoadError("the model has config.fusion but no TF-IDF part (tfidf.skops) was loaded with it")
 
@@ -125,14 +126,16 @@ class Classifier:
         """``(topic, stance, sentiment)`` probabilities from :meth:`logits`: sigmoid for topics, softmax of the
         logits divided by the head's temperature (``temperatures``, default the model's; ``{}`` for none); with
         ``lexical`` (:meth:`lexical_probabilities` of the same texts) blended with the TF-IDF part by the
-        model's fusion weights (:func:`rustance.lexical.blend`)."""
+        model's fusion weights and calibrated by its fusion temperatures (:func:`rustance.lexical.blend`;
+        ``temperatures={}`` leaves out both calibrations)."""
+        uncalibrated = temperatures is not None and not temperatures
         temperatures = self.temperatures if temperatures is None else temperatures
         network = (torch.sigmoid(logits["topic_logits"]),
                    torch.softmax(logits["stance_logits"] / temperatures.get("stance", 1.0), -1),
                    torch.softmax(logits["sentiment_logits"] / temperatures.get("sentiment", 1.0), -1))
         if lexical is None or self.fusion is None:
             return network
-        return blend(network, lexical, self.fusion)
+        return blend(network, lexical, self.fusion, {} if uncalibrated else self.fusion_temperatures)
 
     @torch.inference_mode()
     def logits(self, texts: list[str], contexts: list[str] | None = None) -> tuple[dict[str, torch.Tensor], list[bool]]:

@@ -122,7 +122,9 @@ def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str |
         if config.get("temperatures") else "- No calibration stored",
         *([f"- TF-IDF fusion: each head's probability is w × network + (1 − w) × a TF-IDF + logistic-regression "
            "model fitted on the same training file (`tfidf.skops`, read with skops); w per head, chosen on dev: "
-           + ", ".join(f"{k} {v:g}" for k, v in config["fusion"].items())] if config.get("fusion") else []), "",
+           + ", ".join(f"{k} {v:g}" for k, v in config["fusion"].items())
+           + (f"; the blend's temperatures: {config['fusion_temperatures']}" if config.get("fusion_temperatures") else "")]
+          if config.get("fusion") else []), "",
         "## Training", "",
         f"- Data: `{data.get('train')}` (dev: `{data.get('dev') or 'split off the training file'}`)",
         f"- Epochs {train.get('epochs')}, batch {train.get('batch_size')}, learning rates {train.get('learning_rate')} "

@@ -344,7 +344,8 @@ def convert(
 def fuse(
     model: Annotated[Path, typer.Option(help="a trained stance model folder")],
     out: Annotated[Path, typer.Option(help="new folder for the fused model")],
-    train: Annotated[Optional[Path], typer.Option(help="training file of the TF-IDF part (default: the model's)")] = None,
+    train: Annotated[Optional[Path], typer.Option(help="training file of the TF-IDF part (default: the model's; a fused model "
+                                                       "keeps its own TF-IDF part unless this is given)")] = None,
     dev: Annotated[Optional[Path], typer.Option(help="dev file that chooses the weights (default: the model's)")] = None,
     corpora: Annotated[Optional[Path], typer.Option(help="where stand-off records resolve")] = None,
 ) -> None:

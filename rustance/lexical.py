@@ -6,7 +6,8 @@ the fine-tuned encoder at the CPU budget, and the two make different errors: the
 carries a :class:`~rustance.train.baselines.TfidfBaseline` fitted on its training file, saved beside the weights
 as ``tfidf.skops`` (skops: scikit-learn objects without pickle's code execution), and one weight per head in
 ``config.fusion``: each head's probability is ``w * network + (1 - w) * TF-IDF``, ``w`` chosen on dev
-(:mod:`rustance.train.fusion`). ``w = 1`` is the network alone.
+(:mod:`rustance.train.fusion`), the stance and sentiment blends then calibrated by ``config.fusion_temperatures``.
+``w = 1`` is the network alone.
 """
 
 from __future__ import annotations
@@ -123,12 +124,18 @@ def find_lexical(name_or_path: str | Path, **hub_kwargs):
     return load_lexical(path)
 
 
-def blend(network: tuple, lexical: tuple, weights: dict[str, float]) -> tuple:
+def blend(network: tuple, lexical: tuple, weights: dict[str, float], temperatures: dict[str, float] | None = None) -> tuple:
     """Per head, ``w * network + (1 - w) * lexical`` (``network`` torch tensors, ``lexical`` arrays of the same
-    shapes, as :meth:`TfidfBaseline.probabilities` gives them); returns float32 tensors."""
+    shapes, as :meth:`TfidfBaseline.probabilities` gives them); returns float32 tensors. ``temperatures``
+    (``stance``, ``sentiment``) calibrate the blended distributions: ``softmax(log(p) / T)`` (an average of two
+    distributions is less confident than either; T is fitted on dev, :mod:`rustance.train.fusion`)."""
     out = []
     for head, a, b in zip(HEADS, network, lexical):
         w = weights[head]
         b = torch.as_tensor(np.asarray(b), dtype=torch.float32)
-        out.append(a.float() if w == 1 else w * a.float() + (1 - w) * b)
+        mixed = a.float() if w == 1 else w * a.float() + (1 - w) * b
+        t = (temperatures or {}).get(head, 1.0)
+        if head != "topic" and t != 1.0:
+            mixed = torch.softmax(torch.log(mixed.clamp_min(1e-12)) / t, -1)
+        out.append(mixed)
     return tuple(out)

@@ -70,11 +70,13 @@ class RustanceConfig(PretrainedConfig):
     thresholds: dict | None = None  # topic id -> decision threshold (default 0.5)
     temperatures: dict | None = None  # head (stance, sentiment) -> softmax temperature (default 1)
     fusion: dict | None = None  # head (topic, stance, sentiment) -> weight of the network against tfidf.skops
+    fusion_temperatures: dict | None = None  # head (stance, sentiment) -> temperature of the blend (default 1)
     base_model: str | None = None  # the pretrained encoder the model was fine-tuned from
 
     #: the task settings, in the order of the 0.2 ``rustance`` block
     SETTINGS = ("task", "topics", "stances", "pooling", "use_context", "context_mode", "max_length", "text_prefix",
-                "target_marker", "thresholds", "temperatures", "fusion", "base_model")
+                "target_marker", "thresholds", "temperatures", "fusion", "fusion_temperatures",
+                "base_model")
 
     @property
     def settings(self) -> dict:

@@ -53,6 +53,21 @@ def test_a_perfect_network_keeps_weight_one_and_a_perfect_tfidf_takes_over():
     assert metrics["topic_macro_f1"] == metrics["stance_macro_f1"] == metrics["sentiment_macro_f1"] == 1.0
 
 
+def test_blend_temperatures_sharpen_an_underconfident_blend_without_changing_its_decisions():
+    from rustance.train.fusion import fit_blend_temperatures
+
+    gold = _gold(200)
+    network, lexical = _perfect(gold), _perfect(gold)  # right every time, yet only 0.7 confident
+    weights = {"topic": 0.5, "stance": 0.5, "sentiment": 0.5}
+    temperatures = fit_blend_temperatures(network, lexical, gold, weights)
+    assert temperatures["stance"] < 1 and temperatures["sentiment"] < 1
+    net = tuple(torch.as_tensor(p, dtype=torch.float32) for p in network)
+    plain, sharp = blend(net, lexical, weights), blend(net, lexical, weights, temperatures)
+    assert torch.equal(plain[1].argmax(-1), sharp[1].argmax(-1)) and torch.equal(plain[0], sharp[0])
+    assert sharp[1].max(-1).values.mean() > plain[1].max(-1).values.mean()
+    torch.testing.assert_close(sharp[2].sum(-1), torch.ones(len(gold[2])))
+
+
 def test_without_threshold_tuning_the_weights_are_chosen_at_one_half():
     gold = _gold()
     weights, thresholds, _ = choose_fusion(_noise(gold), _perfect(gold), gold, IDS, log=lambda m: None,
@@ -75,8 +90,8 @@ def test_a_class_missing_from_train_gets_probability_zero_and_fusion_still_fits(
             np.array([("negative", "neutral", "positive").index(r.sentiment) for r in records]))
     network = (torch.full((len(records), len(topics)), 0.5), torch.full((len(records), len(topics), 4), 0.25),
                torch.full((len(records), 3), 1 / 3))
-    lexical, weights, _, _ = fit_fusion(records, topics, texts, network, gold, log=lambda m: None)
-    assert lexical is not None and weights is not None
+    lexical, weights, temperatures, _, _ = fit_fusion(records, topics, texts, network, gold, log=lambda m: None)
+    assert lexical is not None and weights is not None and set(temperatures) == {"stance", "sentiment"}
     _, stance, _ = lexical.probabilities(texts)
     assert np.all(stance[..., STANCES.index("conditional")] == 0)
     np.testing.assert_allclose(stance.sum(-1), 1.0)
@@ -115,7 +130,9 @@ def test_training_saves_the_tfidf_part_and_predict_reports_the_blend(fused_model
     classifier = load(out, device="cpu")
     texts = ["Москва готова возобновить прямое авиасообщение.", "Погода в Москве будет тёплой."]
     logits, _ = classifier.logits(texts)
-    expected = blend(classifier.scale(logits), classifier.lexical.probabilities(texts), config["fusion"])
+    assert set(config["fusion_temperatures"]) == {"stance", "sentiment"}
+    expected = blend(classifier.scale(logits), classifier.lexical.probabilities(texts), config["fusion"],
+                     config["fusion_temperatures"])
     got = classifier.probabilities(texts)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b)

@@ -40,6 +40,8 @@ def confidence_report(classifier: Classifier, logits: dict, records, lexical: tu
                    "stance_pairs": "gold (sentence, topic) pairs: the stance predicted for each gold topic"}
     for head in ("stance", "sentiment"):
         calibration[head] = {"temperature": float(classifier.temperatures.get(head, 1.0))}
+        if classifier.fusion:  # a fused model's blend is calibrated too ("after" applies both)
+            calibration[head]["blend_temperature"] = float(classifier.fusion_temperatures.get(head, 1.0))
     for when, temperatures in (("before", {}), ("after", None)):
         topic_p, stance_p, sentiment_p = (t.double().numpy() for t in classifier.scale(logits, temperatures, lexical))
         calibration["stance"][when] = top_label(stance_p[present], stance_gold[present])

@@ -64,33 +64,52 @@ def choose_fusion(network: tuple, lexical: tuple, gold: tuple, topic_ids: list[s
     return weights, thresholds, metrics
 
 
+def fit_blend_temperatures(network: tuple, lexical: tuple, gold: tuple, weights: dict) -> dict[str, float]:
+    """Temperatures of the blended stance and sentiment distributions (``softmax(log(p) / T)``), fitted on dev
+    by negative log-likelihood (the trainer's ``fit_temperature`` over log-probabilities); they change no
+    decision, only the confidence reported."""
+    from rustance.train.trainer import fit_temperature
+
+    network = tuple(torch.as_tensor(np.asarray(p), dtype=torch.float32) for p in network)
+    _, stance, sentiment = blend(network, lexical, weights)
+    log = {"stance": torch.log(stance.clamp_min(1e-12)).numpy(), "sentiment": torch.log(sentiment.clamp_min(1e-12)).numpy()}
+    return {"stance": fit_temperature(log["stance"], np.asarray(gold[1])),
+            "sentiment": fit_temperature(log["sentiment"], np.asarray(gold[2]))}
+
+
 def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold: tuple, log=print,
-               tune_thresholds: bool = True):
+               tune_thresholds: bool = True, lexical=None):
     """Fit the TF-IDF part on ``train_records`` and choose the fusion on dev (:func:`choose_fusion`).
 
-    Returns ``(lexical, weights, thresholds, dev_metrics)``; ``lexical`` and ``weights`` are None when the
-    fusion is not used (the network alone is best on dev, or the training data has a single stance or
-    sentiment class, so TF-IDF gives no probabilities for them)."""
+    Returns ``(lexical, weights, temperatures, thresholds, dev_metrics)`` (``temperatures``: of the blend,
+    :func:`fit_blend_temperatures`); ``lexical``, ``weights`` and ``temperatures`` are None when the fusion is
+    not used (the network alone is best on dev, or the training data has a single stance or sentiment class, so
+    TF-IDF gives no probabilities for them). ``lexical`` may be given (already fitted) instead of
+    ``train_records``."""
     from rustance.train.baselines import TfidfBaseline
 
-    log(f"fusion: fitting TF-IDF + logistic regression on {len(train_records)} training records")
-    lexical = TfidfBaseline(topics).fit(train_records)
+    if lexical is None:
+        log(f"fusion: fitting TF-IDF + logistic regression on {len(train_records)} training records")
+        lexical = TfidfBaseline(topics).fit(train_records)
     if lexical.stance_model is None or lexical.sentiment_model is None:
         log("fusion: skipped (the training data have a single stance or sentiment class)")
-        return None, None, None, None
-    weights, thresholds, metrics = choose_fusion(network, lexical.probabilities(dev_texts), gold,
-                                                 [t.id for t in topics], log, tune_thresholds)
+        return None, None, None, None, None
+    dev_lexical = lexical.probabilities(dev_texts)
+    weights, thresholds, metrics = choose_fusion(network, dev_lexical, gold, [t.id for t in topics], log,
+                                                 tune_thresholds)
     if weights is None:
         log("fusion: the network alone is best on dev; no TF-IDF part kept")
-        return None, None, thresholds, metrics
-    return lexical, weights, thresholds, metrics
+        return None, None, None, thresholds, metrics
+    temperatures = fit_blend_temperatures(network, dev_lexical, gold, weights)
+    log(f"fusion: temperatures of the blend {temperatures}")
+    return lexical, weights, temperatures, thresholds, metrics
 
 
 def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = None, dev: str | None = None,
                corpora_dir: str | None = None, log=print) -> dict:
     """Add (or refit) the TF-IDF fusion of a trained stance model and save the result to ``out_dir`` (a new
     folder): the same weights and temperatures, the TF-IDF part fitted on the model's training file (or
-    ``train``), fusion weights and topic thresholds (if the model has any) chosen on its dev file (or ``dev``).
+    ``train``; a fused model keeps its own unless ``train`` is given), fusion weights and topic thresholds (if the model has any) chosen on its dev file (or ``dev``).
     Returns the dev metrics of the fused model; a :class:`TrainingError` (nothing written) when the network
     alone is best on dev."""
     import yaml
@@ -104,12 +123,16 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
         raise TrainingError(f"{out_dir} exists; choose a new output folder")
     training = read_training_config(model_dir)
     data = training.get("data", {})
+    given_train = train
     train, dev = train or data.get("train"), dev or data.get("dev")
     if not train or not dev:
         raise DataError(f"{model_dir} names no training or dev file (training_config.yaml); pass --train and --dev")
     corpora_dir = corpora_dir or data.get("corpora_dir")
     classifier = Classifier.load(model_dir)
-    train_records = load_records(train, classifier.topics, corpora_dir)
+    reuse = classifier.lexical if given_train is None else None  # a fused model keeps its TF-IDF part
+    if reuse is not None:
+        log(f"fusion: reusing the TF-IDF part of {model_dir} (pass --train to fit a new one)")
+    train_records = load_records(train, classifier.topics, corpora_dir) if reuse is None else []
     dev_records = load_records(dev, classifier.topics, corpora_dir)
     texts = [r.text for r in dev_records]
     log(f"the network's probabilities on {len(texts)} dev records ({dev})")
@@ -117,13 +140,13 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     targets = record_targets(dev_records, classifier.topics)
     gold = tuple(targets[k].numpy() for k in ("presence", "stance", "sentiment"))
     tune = bool(classifier.thresholds)  # a model trained without tune_thresholds keeps deciding at 0.5
-    lexical, weights, thresholds, metrics = fit_fusion(train_records, classifier.topics, texts,
-                                                       classifier.scale(logits, lexical=None), gold, log, tune)
+    lexical, weights, temperatures, thresholds, metrics = fit_fusion(
+        train_records, classifier.topics, texts, classifier.scale(logits, lexical=None), gold, log, tune, reuse)
     if lexical is None:
         raise TrainingError(f"{model_dir}: TF-IDF fusion does not help this model on {dev} (or cannot be fitted: "
                             "see above); nothing written")
     model = classifier.model
-    model.config.fusion, model.lexical = weights, lexical
+    model.config.fusion, model.config.fusion_temperatures, model.lexical = weights, temperatures, lexical
     if tune:
         model.config.thresholds = thresholds
     extra = {}

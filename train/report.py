@@ -73,6 +73,8 @@ def write_confidence_plots(calibration: dict, coverage: dict, out_dir: Path) -> 
             result = calibration[head][when]
             used = [b for b in result["bins"] if b["count"]]
             label = (f"{when}: T = {calibration[head]['temperature']:g}" if when == "after" else "before: T = 1")
+            if when == "after" and "blend_temperature" in calibration[head]:
+                label += f", blend T = {calibration[head]['blend_temperature']:g}"
             top.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], marker="o", color=colour,
                      label=f"{label}, ECE {result['ece']:.3f}")
             bottom.bar([b["lower"] + width * (0.25 + 0.5 * k) for b in result["bins"]],
@@ -118,14 +120,17 @@ def _confidence_markdown(summary: dict, images: dict[str, str]) -> list[str]:
     rows = []
     for head in ("stance", "sentiment"):
         c = calibration[head]
-        rows.append([head, str(c["after"]["n"]), f"{c['temperature']:g}", f"{c['before']['ece']:.3f}",
+        rows.append([head, str(c["after"]["n"]), f"{c['temperature']:g}"
+                     + (f", blend {c['blend_temperature']:g}" if "blend_temperature" in c else ""), f"{c['before']['ece']:.3f}",
                      f"{c['after']['ece']:.3f}", f"{c['before']['mean_confidence']:.3f}",
                      f"{c['after']['mean_confidence']:.3f}", f"{c['after']['accuracy']:.3f}"])
     parts = ["## Model: calibration",
              f"Expected calibration error (ECE) of the top-label confidence, {calibration['bins']} equal-width bins, "
              "before temperature scaling (T = 1) and after (the temperatures fitted on dev and saved with the "
              "model). Stance: over the (sentence, topic) pairs of the gold topics, the stance predicted for each; "
-             "sentiment: over sentences. Definitions: `rustance/calibration.py`.",
+             "sentiment: over sentences. Definitions: `rustance/calibration.py`."
+             + (" For a model fused with TF-IDF the probabilities are the blend's; 'before' applies no temperature, "
+                "'after' the network's and then the blend's (`blend`)." if summary.get("fusion") else ""),
              _table(rows, ["head", "n", "temperature", "ECE before", "ECE after", "mean confidence before",
                            "mean confidence after", "accuracy"]),
              f"![reliability diagrams]({images['reliability']})"]

@@ -277,11 +277,13 @@ class StanceTask:
             from rustance.lexical import blend
             from rustance.train.fusion import fit_fusion
 
-            lexical, weights, _, _ = fit_fusion(self.train_records, self.topics, self.dev_texts, probabilities,
-                                                (presence, stance, sentiment), log, self.tune_thresholds)
-            model.config.fusion, model.lexical = weights, lexical
+            lexical, weights, blend_temperatures, _, _ = fit_fusion(
+                self.train_records, self.topics, self.dev_texts, probabilities, (presence, stance, sentiment), log,
+                self.tune_thresholds)
+            model.config.fusion, model.config.fusion_temperatures, model.lexical = weights, blend_temperatures, lexical
             if lexical is not None:
-                probabilities = blend(probabilities, lexical.probabilities(self.dev_texts), weights)
+                probabilities = blend(probabilities, lexical.probabilities(self.dev_texts), weights,
+                                      blend_temperatures)
         if self.tune_thresholds:
             model.config.thresholds = choose_thresholds(probabilities[0].numpy(), presence, self.topic_ids)
             log(f"topic thresholds: {model.config.thresholds}")
