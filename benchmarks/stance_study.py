@@ -96,34 +96,31 @@ def main() -> None:
             run_dir = args.runs / f"{slug(name)}-s{seed}"
             sets = [*args.budget, *overrides, f"train.seed={seed}", f"train.output_dir={run_dir}"]
             train_cmd = ["rustance", "train", "--config", args.config] + [x for s in sets for x in ("--set", s)]
-            if name not in DERIVED:
-                commands.append(shlex.join(train_cmd))
-            done = run_dir / "study.json"
-            if done.is_file():
-                results.setdefault(name, []).append(json.loads(done.read_text()))
-                continue
             if name in DERIVED:
                 base, command = DERIVED[name]
                 base_dir = args.runs / f"{slug(base)}-s{seed}"
+                train_cmd = ["rustance", *command, "--model", str(base_dir), "--out", str(run_dir)]
+            evaluations = {split: ["rustance", "evaluate", "--model", str(run_dir), "--data", data, "--out",
+                                   str(run_dir / f"eval-{split}")] for split, data in (("dev", args.dev), ("test", args.test))}
+            commands += [shlex.join(train_cmd), *(shlex.join(cmd) for cmd in evaluations.values())]
+            done = run_dir / "study.json"
+            if done.is_file():  # finished before: reused
+                results.setdefault(name, []).append(json.loads(done.read_text()))
+                continue
+            if name in DERIVED:
                 if not (base_dir / "study.json").is_file():
                     sys.exit(f"{name} (seed {seed}) is made from {base!r}, which has not run for this seed: "
                              f"run that variant first (no {base_dir / 'study.json'})")
-                base_row = json.loads((base_dir / "study.json").read_text())
-                train_cmd = ["rustance", *command, "--model", str(base_dir), "--out", str(run_dir)]
-                commands.append(shlex.join(train_cmd))
-                seconds = base_row["train_seconds"]
+                seconds = json.loads((base_dir / "study.json").read_text())["train_seconds"]
                 if not (run_dir / "config.json").is_file():  # an interrupted command left at most a partial folder
                     shutil.rmtree(run_dir, ignore_errors=True)
                     seconds += run(train_cmd, log)
             else:
                 seconds = run(train_cmd, log)
             row = {"seed": seed, "train_seconds": round(seconds, 1)}
-            for split, data in (("dev", args.dev), ("test", args.test)):
-                out = run_dir / f"eval-{split}"
-                cmd = ["rustance", "evaluate", "--model", str(run_dir), "--data", data, "--out", str(out)]
-                commands.append(shlex.join(cmd))
+            for split, cmd in evaluations.items():
                 run(cmd, log)
-                metrics = json.loads((out / "metrics.json").read_text())
+                metrics = json.loads((run_dir / f"eval-{split}" / "metrics.json").read_text())
                 row[split] = {system: metrics["headline"][system] for system in SYSTEMS}
             recall, pairs = context_recall(Path(args.test), run_dir / "eval-test" / "predictions.jsonl", args.corpora)
             row["context_recall"], row["context_pairs"] = recall, pairs
