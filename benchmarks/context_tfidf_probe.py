@@ -1,0 +1,82 @@
+"""Probe (issue 15, one seed): would a TF-IDF part that also reads the previous sentence help the fusion?
+
+The fused model's TF-IDF part reads the sentence alone, which lowers the context-slice topic recall. Here the
+topic models of a second TF-IDF part also get the previous sentence's n-grams as separate features (stance and
+sentiment unchanged); both parts are blended with the same network (``--network``, an unfused run) by
+``choose_fusion`` on dev, and dev/test figures plus the context-slice recall of each are printed.
+
+    python benchmarks/context_tfidf_probe.py --network RUN --plain FUSED_RUN/tfidf.skops
+"""
+import argparse
+import numpy as np, torch, time, sys
+from scipy.sparse import hstack
+from rustance import load
+from rustance.labels import load_topics
+from rustance.records import load_records
+from rustance.lexical import load_lexical, blend
+from rustance.train.baselines import TfidfBaseline
+from rustance.train.fusion import choose_fusion
+from rustance.train.trainer import record_targets
+from rustance.metrics import decode_labels, headline, score
+from rustance.train.trainer import record_labels
+
+class ContextTfidf(TfidfBaseline):
+    def topic_features(self, texts, contexts):
+        return hstack([self._features(texts), self._features([c or "" for c in contexts])]).tocsr()
+    def fit(self, records):
+        super().fit(records)
+        f = self.topic_features([r.text for r in records], [r.context for r in records])
+        self.ctx_models = {}
+        for t in self.topic_ids:
+            y = np.array([t in r.topics for r in records], dtype=int)
+            self.ctx_models[t] = self._classifier().fit(f, y)
+        return self
+    def probabilities(self, texts, contexts):
+        topic, stance, sentiment = super().probabilities(texts)
+        f = self.topic_features(texts, contexts)
+        for j, t in enumerate(self.topic_ids):
+            topic[:, j] = self.ctx_models[t].predict_proba(f)[:, 1]
+        return topic, stance, sentiment
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--network", required=True, help="an unfused stance model folder")
+parser.add_argument("--plain", required=True, help="the tfidf.skops of the same network's fused model")
+parser.add_argument("--corpora", default="../shared/corpora")
+args = parser.parse_args()
+topics = load_topics(); ids=[t.id for t in topics]
+C=args.corpora
+clf = load(args.network, device="cpu")
+data = {}
+for split in ("dev","test"):
+    recs = load_records(f"data/stance/{split}.jsonl", topics, C)
+    logits,_ = clf.logits([r.text for r in recs],[r.context for r in recs])
+    net = tuple(p.numpy() for p in clf.scale(logits))
+    tg = record_targets(recs, topics)
+    data[split]=(recs, net, tuple(tg[k].numpy() for k in ("presence","stance","sentiment")))
+print("network probs done", flush=True)
+plain = load_lexical(args.plain)
+t=time.time(); train=load_records("data/stance/train.jsonl", topics, C)
+ctx = ContextTfidf(topics).fit(train); print("ctx fit", time.time()-t, flush=True)
+def run(name, lexfn):
+    lex = {s: lexfn(data[s][0]) for s in data}
+    w, th, devm = choose_fusion(data["dev"][1], lex["dev"], data["dev"][2], ids, log=lambda m: None)
+    drecs, dnet, _ = data["dev"]
+    dfused = [p.numpy() for p in blend(tuple(torch.as_tensor(x) for x in dnet), lex["dev"], w)]
+    dpred = decode_labels(*dfused, ids, th)
+    dh=dt=0
+    for r,p in zip(drecs,dpred):
+        if r.context_needed:
+            for t in r.topics: dt+=1; dh+= t in p.topics
+    print(name, "dev ctx recall", round(dh/max(dt,1),3), dt, flush=True)
+    recs, net, gold = data["test"]
+    fused = [p.numpy() for p in blend(tuple(torch.as_tensor(x) for x in net), lex["test"], w)]
+    pred = decode_labels(*fused, ids, th)
+    m = headline(score(record_labels(recs), pred, ids))
+    hit=tot=0
+    for r,p in zip(recs,pred):
+        if r.context_needed:
+            for t in r.topics: tot+=1; hit+= t in p.topics
+    # tfidf alone with dev thresholds
+    print(name, w, "dev", {k:round(v,3) for k,v in devm.items()}, "test", {k:round(v,3) for k,v in m.items()}, "ctx recall", round(hit/tot,3), tot, flush=True)
+run("plain", lambda recs: plain.probabilities([r.text for r in recs]))
+run("context", lambda recs: ctx.probabilities([r.text for r in recs],[r.context for r in recs]))
