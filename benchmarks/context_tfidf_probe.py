@@ -8,7 +8,10 @@ sentiment unchanged); both parts are blended with the same network (``--network`
     python benchmarks/context_tfidf_probe.py --network RUN --plain FUSED_RUN/tfidf.skops
 """
 import argparse
-import numpy as np, torch, time, sys
+import time
+
+import numpy as np
+import torch
 from scipy.sparse import hstack
 from rustance import load
 from rustance.labels import load_topics
@@ -57,26 +60,21 @@ print("network probs done", flush=True)
 plain = load_lexical(args.plain)
 t=time.time(); train=load_records("data/stance/train.jsonl", topics, C)
 ctx = ContextTfidf(topics).fit(train); print("ctx fit", time.time()-t, flush=True)
+def decide(split, lexical, w, th):
+    """The blend's labels of ``split`` and its context-slice topic recall (share, pairs)."""
+    recs, net, _ = data[split]
+    fused = [p.numpy() for p in blend(tuple(torch.as_tensor(x) for x in net), lexical, w)]
+    pred = decode_labels(*fused, ids, th)
+    pairs = [t in p.topics for r, p in zip(recs, pred) if r.context_needed for t in r.topics]
+    return pred, (round(sum(pairs) / max(len(pairs), 1), 3), len(pairs))
+
+
 def run(name, lexfn):
     lex = {s: lexfn(data[s][0]) for s in data}
     w, th, devm = choose_fusion(data["dev"][1], lex["dev"], data["dev"][2], ids, log=lambda m: None)
-    drecs, dnet, _ = data["dev"]
-    dfused = [p.numpy() for p in blend(tuple(torch.as_tensor(x) for x in dnet), lex["dev"], w)]
-    dpred = decode_labels(*dfused, ids, th)
-    dh=dt=0
-    for r,p in zip(drecs,dpred):
-        if r.context_needed:
-            for t in r.topics: dt+=1; dh+= t in p.topics
-    print(name, "dev ctx recall", round(dh/max(dt,1),3), dt, flush=True)
-    recs, net, gold = data["test"]
-    fused = [p.numpy() for p in blend(tuple(torch.as_tensor(x) for x in net), lex["test"], w)]
-    pred = decode_labels(*fused, ids, th)
-    m = headline(score(record_labels(recs), pred, ids))
-    hit=tot=0
-    for r,p in zip(recs,pred):
-        if r.context_needed:
-            for t in r.topics: tot+=1; hit+= t in p.topics
-    # tfidf alone with dev thresholds
-    print(name, w, "dev", {k:round(v,3) for k,v in devm.items()}, "test", {k:round(v,3) for k,v in m.items()}, "ctx recall", round(hit/tot,3), tot, flush=True)
+    print(name, "dev ctx recall", *decide("dev", lex["dev"], w, th)[1], flush=True)
+    pred, recall = decide("test", lex["test"], w, th)
+    m = headline(score(record_labels(data["test"][0]), pred, ids))
+    print(name, w, "dev", {k:round(v,3) for k,v in devm.items()}, "test", {k:round(v,3) for k,v in m.items()}, "ctx recall", *recall, flush=True)
 run("plain", lambda recs: plain.probabilities([r.text for r in recs]))
 run("context", lambda recs: ctx.probabilities([r.text for r in recs],[r.context for r in recs]))

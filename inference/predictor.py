@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rustance.calibration import UNCERTAIN, check_min_confidence, detection_confidence
+from rustance.calibration import UNCERTAIN, check_min_confidence, detection_confidence, head_probabilities
 from rustance.labels import SENTIMENTS, STANCES, Topic
 from rustance.lexical import blend, check_weights
 from rustance.metrics import Labels
@@ -130,9 +130,7 @@ class Classifier:
         ``temperatures={}`` leaves out both calibrations)."""
         uncalibrated = temperatures is not None and not temperatures
         temperatures = self.temperatures if temperatures is None else temperatures
-        network = (torch.sigmoid(logits["topic_logits"]),
-                   torch.softmax(logits["stance_logits"] / temperatures.get("stance", 1.0), -1),
-                   torch.softmax(logits["sentiment_logits"] / temperatures.get("sentiment", 1.0), -1))
+        network = head_probabilities(logits, temperatures)
         if lexical is None or self.fusion is None:
             return network
         return blend(network, lexical, self.fusion, {} if uncalibrated else self.fusion_temperatures)

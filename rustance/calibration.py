@@ -19,6 +19,20 @@ BINS = 15  # equal-width confidence bins of the expected calibration error
 CUTS = tuple(round(float(c), 2) for c in np.arange(0.0, 0.96, 0.05))  # coverage curve: min_confidence values
 
 
+def head_probabilities(logits: dict, temperatures: dict[str, float]) -> tuple:
+    """``(topic, stance, sentiment)`` probabilities of the heads' logits (``topic_logits``, ``stance_logits``,
+    ``sentiment_logits``; tensors or arrays): sigmoid for topics, softmax of the logits divided by the head's
+    temperature (1 where ``temperatures`` has none) for stance and sentiment; float32 tensors."""
+    import torch  # the CLI imports this module: torch only when needed
+
+    def tensor(name):
+        return torch.as_tensor(logits[name]).float()
+
+    return (torch.sigmoid(tensor("topic_logits")),
+            torch.softmax(tensor("stance_logits") / temperatures.get("stance", 1.0), -1),
+            torch.softmax(tensor("sentiment_logits") / temperatures.get("sentiment", 1.0), -1))
+
+
 def check_min_confidence(value: float | None, name: str = "min_confidence") -> float | None:
     """``value`` if it is None or a number strictly between 0 and 1; else ValueError naming ``name``."""
     if value is None:

@@ -30,6 +30,7 @@ import torch
 import yaml
 from torch import nn
 
+from rustance.calibration import head_probabilities
 from rustance.config import Config
 from rustance.errors import RustanceError
 from rustance.labels import SENTIMENTS, STANCES, Topic, load_topics
@@ -268,11 +269,8 @@ class StanceTask:
             model.config.temperatures = {"stance": fit_temperature(stance_logits, stance),
                                          "sentiment": fit_temperature(sentiment_logits, sentiment)}
             log(f"calibration: temperatures {model.config.temperatures}")
-        temperatures = model.config.temperatures or {}
-        probabilities = (torch.sigmoid(torch.as_tensor(topic_logits).float()),
-                         torch.softmax(torch.as_tensor(stance_logits).float() / temperatures.get("stance", 1.0), -1),
-                         torch.softmax(torch.as_tensor(sentiment_logits).float() / temperatures.get("sentiment", 1.0),
-                                       -1))
+        probabilities = head_probabilities({"topic_logits": topic_logits, "stance_logits": stance_logits,
+                                            "sentiment_logits": sentiment_logits}, model.config.temperatures or {})
         if self.tfidf_fusion:
             from rustance.lexical import blend
             from rustance.train.fusion import fit_fusion
