@@ -164,6 +164,8 @@ def test_fuse_command_adds_fusion_to_a_trained_model_and_evaluate_scores_the_ble
     out, train, dev = fused_model
     missing = runner.invoke(app, ["fuse", "--model", str(tiny_model_dir), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "--train and --dev" in missing.output
+    absent = runner.invoke(app, ["fuse", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")])
+    assert absent.exit_code == 2 and "no such model folder" in absent.output and not (tmp_path / "y").exists()
     fused = tmp_path / "fused"
     result = runner.invoke(app, ["fuse", "--model", str(tiny_model_dir), "--out", str(fused), "--train", str(train),
                                  "--dev", str(dev)])

@@ -119,6 +119,8 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     from rustance.train.trainer import TrainingError, read_training_config, record_targets, save_model_folder
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not model_dir.is_dir():
+        raise TrainingError(f"{model_dir}: no such model folder")
     if out_dir.exists():
         raise TrainingError(f"{out_dir} exists; choose a new output folder")
     training = read_training_config(model_dir)
