@@ -111,15 +111,16 @@ class Classifier:
         temperatures), in batches of similar token length; see :meth:`logits`. With ``with_truncation`` also
         returns, per sentence, whether it was cut to the model's max length."""
         logits, truncated = self.logits(texts, contexts)
-        probabilities = self.scale(logits, lexical=self.lexical_probabilities(texts))
+        probabilities = self.scale(logits, lexical=self.lexical_probabilities(texts, contexts))
         return (*probabilities, truncated) if with_truncation else probabilities
 
-    def lexical_probabilities(self, texts: list[str]) -> tuple | None:
+    def lexical_probabilities(self, texts: list[str], contexts: list[str] | None = None) -> tuple | None:
         """The TF-IDF part's ``(topic, stance, sentiment)`` probabilities of ``texts`` (NumPy), or None for a model
-        without fusion. It reads the sentence alone, not its context."""
+        without fusion. A TF-IDF part fitted with ``train.tfidf_context`` reads each sentence's previous sentence
+        (``contexts``) for its topic decisions; others read the sentence alone."""
         if self.lexical is None or not texts:
             return None
-        return self.lexical.probabilities(list(texts))
+        return self.lexical.probabilities(list(texts), None if contexts is None else list(contexts))
 
     def scale(self, logits: dict[str, torch.Tensor], temperatures: dict[str, float] | None = None,
               lexical: tuple | None = None):

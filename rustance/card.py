@@ -121,7 +121,9 @@ def _body(name: str, config: dict, training: dict, sets: dict, spec, base: str |
         f"- Calibration (softmax temperatures, fitted on dev): {config.get('temperatures')}"
         if config.get("temperatures") else "- No calibration stored",
         *([f"- TF-IDF fusion: each head's probability is w × network + (1 − w) × a TF-IDF + logistic-regression "
-           "model fitted on the same training file (`tfidf.skops`, read with skops); w per head, chosen on dev: "
+           "model fitted on the same training file (`tfidf.skops`, read with skops"
+           + ("; its topic models also read the previous sentence" if train.get("tfidf_context") else "")
+           + "); w per head, chosen on dev: "
            + ", ".join(f"{k} {v:g}" for k, v in config["fusion"].items())
            + (f"; the blend's temperatures: {config['fusion_temperatures']}" if config.get("fusion_temperatures") else "")]
           if config.get("fusion") else []), "",

@@ -348,6 +348,10 @@ def fuse(
                                                        "keeps its own TF-IDF part unless this is given)")] = None,
     dev: Annotated[Optional[Path], typer.Option(help="dev file that chooses the weights (default: the model's)")] = None,
     corpora: Annotated[Optional[Path], typer.Option(help="where stand-off records resolve")] = None,
+    tfidf_context: Annotated[Optional[bool], typer.Option(
+        "--tfidf-context/--no-tfidf-context",
+        help="the TF-IDF part's topic models also read the previous sentence, or not (default: train.tfidf_context's "
+             "default; either flag fits a new TF-IDF part)")] = None,
 ) -> None:
     """Blend a trained model with TF-IDF (what train.tfidf_fusion does after training): fit TF-IDF + logistic
     regression on the training file, choose each head's weight and the topic thresholds on dev, save to --out."""
@@ -358,7 +362,7 @@ def fuse(
     _quiet_transformers()
     try:
         metrics = fuse_model(model, out, train and str(train), dev and str(dev), corpora and str(corpora),
-                             log=lambda m: console.print(m, highlight=False))
+                             log=lambda m: console.print(m, highlight=False), context=tfidf_context)
     except (RustanceError, DataError, FileNotFoundError) as exc:
         _fail(str(exc))
     if metrics:

@@ -203,3 +203,35 @@ def test_onnx_export_of_a_fused_model_carries_the_tfidf_part(fused_model, tmp_pa
     texts = ["Санкции — незаконное давление, заявил министр.", "Выставка откроется в понедельник."]
     for a, b in zip(load_onnx(tmp_path / "onnx").probabilities(texts), load(out).probabilities(texts)):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_fuse_with_a_context_tfidf_part_blends_what_the_previous_sentence_says(tiny_model_dir, tmp_path):
+    from conftest import write_jsonl
+    from test_lexical import _context_records
+
+    from rustance import load
+    from rustance.train.trainer import read_training_config
+
+    rows = [{"id": r.id, "text": r.text, "topics": r.topics, "sentiment": r.sentiment, "context": r.context}
+            for r in _context_records()]
+    data = write_jsonl(tmp_path / "data.jsonl", rows)
+    fused = tmp_path / "fused"
+    result = runner.invoke(app, ["fuse", "--model", str(tiny_model_dir), "--out", str(fused), "--train", str(data),
+                                 "--dev", str(data), "--tfidf-context"])
+    assert result.exit_code == 0, result.output
+    assert "also read the previous sentence" in result.output
+    assert read_training_config(fused)["train"]["tfidf_context"] is True
+    assert "also read the previous sentence" in (fused / "README.md").read_text()  # the model card says so
+    classifier = load(fused)
+    assert classifier.lexical.context is True
+    texts = ["Решение по этому вопросу пока не принято."] * 2
+    contexts = ["Россия предложила восстановить прямое авиасообщение с США.", "В Москве ожидается тёплая погода."]
+    logits, _ = classifier.logits(texts, contexts)
+    lexical = classifier.lexical.probabilities(texts, contexts)
+    assert lexical[0][0].tolist() != lexical[0][1].tolist()  # the TF-IDF part's topics follow the context
+    expected = blend(classifier.scale(logits), lexical, classifier.fusion, classifier.fusion_temperatures)
+    for got, want in zip(classifier.probabilities(texts, contexts), expected):  # what predict and the engines use
+        torch.testing.assert_close(got, want)
+    refit = runner.invoke(app, ["fuse", "--model", str(fused), "--out", str(tmp_path / "plain"), "--no-tfidf-context"])
+    assert refit.exit_code == 0, refit.output  # either flag fits a new TF-IDF part, here reading the sentence alone
+    assert load(tmp_path / "plain").lexical.context is False

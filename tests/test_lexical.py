@@ -70,3 +70,40 @@ def test_fusion_weights_are_checked(weights):
         check_weights(weights)
     assert check_weights(None) is None
     assert check_weights({"topic": 1, "stance": 0.5, "sentiment": 0}) == {"topic": 1.0, "stance": 0.5, "sentiment": 0.0}
+
+
+def _context_records():
+    """Sentences that name no topic themselves: the previous sentence decides (flights or nothing)."""
+    vague = ["В Госдепе пока увязывают рассмотрение этих тем с политикой.", "Такие шаги обсуждаются уже давно.",
+             "Решение по этому вопросу пока не принято.", "Стороны вернутся к этому позже."]
+    flights = "Россия предложила восстановить прямое авиасообщение с США."
+    weather = "В Москве ожидается тёплая погода и слабый ветер."
+    records = []
+    for i, text in enumerate(vague * 3):
+        records.append(Record(id=f"f{i}", text=text, topics={"flights": "critical"}, sentiment="negative",
+                              context=flights))
+        records.append(Record(id=f"w{i}", text=text, topics={}, sentiment="neutral", context=weather))
+        records.append(Record(id=f"s{i}", text=flights, topics={"flights": "conciliatory"}, sentiment="positive"))
+    return records
+
+
+def test_a_context_tfidf_part_reads_the_previous_sentence_for_topics_and_survives_saving(tmp_path):
+    topics, records = load_topics(), _context_records()
+    flights = [t.id for t in topics].index("flights")
+    text = "Решение по этому вопросу пока не принято."
+    contexts = ["Москва ждёт ответа по прямому авиасообщению с США.", "Завтра в Москве будет тёплая погода."]
+    plain = TfidfBaseline(topics).fit(records)
+    reading = TfidfBaseline(topics, context=True).fit(records)
+    plain_topic = plain.probabilities([text, text], contexts)[0][:, flights]
+    assert plain_topic[0] == plain_topic[1]  # the default part reads the sentence alone
+    topic, stance, sentiment = reading.probabilities([text, text], contexts)
+    assert topic[0, flights] > 0.5 > topic[1, flights]
+    np.testing.assert_allclose(stance, plain.probabilities([text, text])[1])  # stance reads the sentence alone
+    assert [bool(p.topics) for p in reading.predict([text, text], contexts)] == [True, False]
+    no_context = reading.probabilities([text])[0]  # none given: an empty previous sentence
+    np.testing.assert_allclose(no_context, reading.probabilities([text], [""])[0])
+    with pytest.raises(ValueError, match="1 sentences but 2 contexts"):
+        reading.probabilities([text], contexts)
+    loaded = load_lexical(save_lexical(reading, tmp_path))
+    assert loaded.context is True
+    np.testing.assert_allclose(loaded.probabilities([text, text], contexts)[0], topic)

@@ -65,15 +65,29 @@ class TfidfBaseline:
 
     name = "TF-IDF + logistic regression"
 
-    def __init__(self, topics: tuple[Topic, ...], seed: int = 0):
+    def __init__(self, topics: tuple[Topic, ...], seed: int = 0, context: bool = False):
+        """``context``: the topic models also read the previous sentence's n-grams, as features of their own
+        (a sentence whose topic only its previous sentence names: «этих тем»); stance and sentiment read the
+        sentence alone. Without it (the evaluation baseline) every model reads the sentence alone."""
         self.topic_ids = [t.id for t in topics]
         self.seed = seed
+        self.context = context
         self.words = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, lowercase=True)
         self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
                                      max_features=100_000)
 
     def _features(self, texts: list[str]):
         return hstack([self.words.transform(texts), self.chars.transform(texts)]).tocsr()
+
+    def _topic_features(self, features, contexts: list[str] | None, n: int):
+        """The topic models' features: the sentence's, and with ``context`` its previous sentence's beside them
+        (none given: an empty context)."""
+        if not getattr(self, "context", False):  # files saved before the option existed read the sentence alone
+            return features
+        contexts = [c or "" for c in contexts] if contexts is not None else [""] * n
+        if len(contexts) != n:
+            raise ValueError(f"{n} sentences but {len(contexts)} contexts")
+        return hstack([features, self._features(contexts)]).tocsr()
 
     def _classifier(self) -> LogisticRegression:
         return LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=self.seed)
@@ -88,10 +102,11 @@ class TfidfBaseline:
         self.words.fit(texts)
         self.chars.fit(texts)
         features = self._features(texts)
+        topic_features = self._topic_features(features, [r.context for r in records], len(records))
         self.topic_models = {}
         for t in self.topic_ids:
             y = np.array([t in r.topics for r in records], dtype=int)
-            self.topic_models[t] = self._classifier().fit(features, y) if 0 < y.sum() < len(y) else int(y.any())
+            self.topic_models[t] = self._classifier().fit(topic_features, y) if 0 < y.sum() < len(y) else int(y.any())
         rows, onehots, stances = [], [], []
         for i, r in enumerate(records):
             for t, stance in r.topics.items():
@@ -107,29 +122,32 @@ class TfidfBaseline:
         self.default_sentiment = max(set(sentiments), key=sentiments.count)
         return self
 
-    def probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def probabilities(self, texts: list[str], contexts: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Topic ``(n, topics)``, stance ``(n, topics, stances)`` (``STANCES`` order) and sentiment ``(n, 3)``
         (``SENTIMENTS`` order) probabilities, the model's shapes (for blending the two; needs a stance and a
         sentiment model, i.e. training data with more than one class of each; a class absent from the training data
-        gets probability 0)."""
+        gets probability 0). ``contexts``: each sentence's previous sentence, read by the topic models of a
+        ``context`` model (ignored otherwise)."""
         features = self._features(texts)
         n, k = len(texts), len(self.topic_ids)
+        topic_features = self._topic_features(features, contexts, n)
         topic = np.zeros((n, k))
         for j, t in enumerate(self.topic_ids):
             model = self.topic_models[t]
-            topic[:, j] = model.predict_proba(features)[:, 1] if not isinstance(model, int) else float(model)
+            topic[:, j] = model.predict_proba(topic_features)[:, 1] if not isinstance(model, int) else float(model)
         stance = np.zeros((n, k, len(STANCES)))
         for j in range(k):
             rows = hstack([features, self._topic_onehot(n, j)]).tocsr()
             stance[:, j] = _in_order(self.stance_model, rows, STANCES)
         return topic, stance, _in_order(self.sentiment_model, features, SENTIMENTS)
 
-    def predict(self, texts: list[str]) -> list[Labels]:
+    def predict(self, texts: list[str], contexts: list[str] | None = None) -> list[Labels]:
         features = self._features(texts)
         n = len(texts)
+        topic_features = self._topic_features(features, contexts, n)
         present = {}
         for t, model in self.topic_models.items():
-            present[t] = model.predict(features).astype(bool) if not isinstance(model, int) else np.full(n, bool(model))
+            present[t] = model.predict(topic_features).astype(bool) if not isinstance(model, int) else np.full(n, bool(model))
         stance_for = {}
         for j, t in enumerate(self.topic_ids):
             if self.stance_model is None:

@@ -76,12 +76,12 @@ def run_evaluation(
         raise DataError(f"{data}: no records to evaluate")
     topic_ids = [t.id for t in classifier.topics]
     gold = record_labels(records)
-    texts = [r.text for r in records]
+    texts, contexts = [r.text for r in records], [r.context for r in records]
 
     systems = {}
     started = time.time()
-    logits, truncated = classifier.logits(texts, [r.context for r in records])
-    lexical = classifier.lexical_probabilities(texts)  # a fused model's TF-IDF part (None without fusion)
+    logits, truncated = classifier.logits(texts, contexts)
+    lexical = classifier.lexical_probabilities(texts, contexts)  # a fused model's TF-IDF part (None without fusion)
     predictions = classifier.decode(texts, *classifier.scale(logits, lexical=lexical), truncated)
     systems["model"] = {"metrics": score(gold, [p.to_labels() for p in predictions], topic_ids),
                         "seconds": round(time.time() - started, 2)}

@@ -78,8 +78,11 @@ def fit_blend_temperatures(network: tuple, lexical: tuple, gold: tuple, weights:
 
 
 def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold: tuple, log=print,
-               tune_thresholds: bool = True, lexical=None):
+               tune_thresholds: bool = True, lexical=None, dev_contexts: list[str] | None = None,
+               context: bool = False):
     """Fit the TF-IDF part on ``train_records`` and choose the fusion on dev (:func:`choose_fusion`).
+    ``context``: its topic models also read the previous sentence (``TfidfBaseline(context=True)``; the dev
+    records' previous sentences are ``dev_contexts``).
 
     Returns ``(lexical, weights, temperatures, thresholds, dev_metrics)`` (``temperatures``: of the blend,
     :func:`fit_blend_temperatures`); ``lexical``, ``weights`` and ``temperatures`` are None when the fusion is
@@ -89,12 +92,13 @@ def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold
     from rustance.train.baselines import TfidfBaseline
 
     if lexical is None:
-        log(f"fusion: fitting TF-IDF + logistic regression on {len(train_records)} training records")
-        lexical = TfidfBaseline(topics).fit(train_records)
+        log(f"fusion: fitting TF-IDF + logistic regression on {len(train_records)} training records"
+            + (" (topic models also read the previous sentence)" if context else ""))
+        lexical = TfidfBaseline(topics, context=context).fit(train_records)
     if lexical.stance_model is None or lexical.sentiment_model is None:
         log("fusion: skipped (the training data have a single stance or sentiment class)")
         return None, None, None, None, None
-    dev_lexical = lexical.probabilities(dev_texts)
+    dev_lexical = lexical.probabilities(dev_texts, dev_contexts)
     weights, thresholds, metrics = choose_fusion(network, dev_lexical, gold, [t.id for t in topics], log,
                                                  tune_thresholds)
     if weights is None:
@@ -106,14 +110,17 @@ def fit_fusion(train_records, topics, dev_texts: list[str], network: tuple, gold
 
 
 def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = None, dev: str | None = None,
-               corpora_dir: str | None = None, log=print) -> dict:
+               corpora_dir: str | None = None, log=print, context: bool | None = None) -> dict:
     """Add (or refit) the TF-IDF fusion of a trained stance model and save the result to ``out_dir`` (a new
     folder): the same weights and temperatures, the TF-IDF part fitted on the model's training file (or
     ``train``; a fused model keeps its own unless ``train`` is given), fusion weights and topic thresholds (if the model has any) chosen on its dev file (or ``dev``).
+    ``context``: a new TF-IDF part's topic models also read the previous sentence (default
+    ``train.tfidf_context``'s default); giving it refits the TF-IDF part like ``train``.
     Returns the dev metrics of the fused model; a :class:`TrainingError` (nothing written) when the network
     alone is best on dev."""
     import yaml
 
+    from rustance.config import TrainConfig
     from rustance.inference.predictor import Classifier
     from rustance.records import DataError, load_records
     from rustance.train.trainer import TrainingError, read_training_config, record_targets, save_model_folder
@@ -131,19 +138,22 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
         raise DataError(f"{model_dir} names no training or dev file (training_config.yaml); pass --train and --dev")
     corpora_dir = corpora_dir or data.get("corpora_dir")
     classifier = Classifier.load(model_dir)
-    reuse = classifier.lexical if given_train is None else None  # a fused model keeps its TF-IDF part
+    reuse = classifier.lexical if given_train is None and context is None else None  # a fused model keeps its own
+    context = TrainConfig.tfidf_context if context is None else context
     if reuse is not None:
         log(f"fusion: reusing the TF-IDF part of {model_dir} (pass --train to fit a new one)")
     train_records = load_records(train, classifier.topics, corpora_dir) if reuse is None else []
     dev_records = load_records(dev, classifier.topics, corpora_dir)
     texts = [r.text for r in dev_records]
+    contexts = [r.context for r in dev_records]
     log(f"the network's probabilities on {len(texts)} dev records ({dev})")
-    logits, _ = classifier.logits(texts, [r.context for r in dev_records])
+    logits, _ = classifier.logits(texts, contexts)
     targets = record_targets(dev_records, classifier.topics)
     gold = tuple(targets[k].numpy() for k in ("presence", "stance", "sentiment"))
     tune = bool(classifier.thresholds)  # a model trained without tune_thresholds keeps deciding at 0.5
     lexical, weights, temperatures, thresholds, metrics = fit_fusion(
-        train_records, classifier.topics, texts, classifier.scale(logits, lexical=None), gold, log, tune, reuse)
+        train_records, classifier.topics, texts, classifier.scale(logits, lexical=None), gold, log, tune, reuse,
+        contexts, context)
     if lexical is None:
         raise TrainingError(f"{model_dir}: TF-IDF fusion does not help this model on {dev} (or cannot be fitted: "
                             "see above); nothing written")
@@ -155,7 +165,8 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     for name in ("history.json", "training_curve.png"):
         if (model_dir / name).is_file():
             extra[name] = (model_dir / name).read_bytes()
-    training.setdefault("train", {})["tfidf_fusion"] = True
+    training.setdefault("train", {}).update({"tfidf_fusion": True,
+                                             "tfidf_context": bool(getattr(lexical, "context", False))})
     training.setdefault("data", {}).update({"train": str(train), "dev": str(dev)})  # the files the fusion used
     extra["training_config.yaml"] = yaml.safe_dump(training, allow_unicode=True, sort_keys=False)
     previous = {}

@@ -214,8 +214,9 @@ class StanceTask:
         self.model, self.tokenizer = task_spec("stance").build(config)
         self.loss_fn = MultiTaskLoss(record_targets(train_records, self.topics), config.train.class_weights)
         self.tune_thresholds, self.calibrate = config.train.tune_thresholds, config.train.calibrate
-        self.tfidf_fusion = config.train.tfidf_fusion
+        self.tfidf_fusion, self.tfidf_context = config.train.tfidf_fusion, config.train.tfidf_context
         self.train_records, self.dev_texts = train_records, [r.text for r in dev_records]
+        self.dev_contexts = [r.context for r in dev_records]
         self.inputs = InputBuilder(self.tokenizer, self.model.config.settings)
         self.collator = PadCollator(self.inputs.pad_id, self.label_names)
         _quiet_datasets()
@@ -277,10 +278,10 @@ class StanceTask:
 
             lexical, weights, blend_temperatures, _, _ = fit_fusion(
                 self.train_records, self.topics, self.dev_texts, probabilities, (presence, stance, sentiment), log,
-                self.tune_thresholds)
+                self.tune_thresholds, dev_contexts=self.dev_contexts, context=self.tfidf_context)
             model.config.fusion, model.config.fusion_temperatures, model.lexical = weights, blend_temperatures, lexical
             if lexical is not None:
-                probabilities = blend(probabilities, lexical.probabilities(self.dev_texts), weights,
+                probabilities = blend(probabilities, lexical.probabilities(self.dev_texts, self.dev_contexts), weights,
                                       blend_temperatures)
         if self.tune_thresholds:
             model.config.thresholds = choose_thresholds(probabilities[0].numpy(), presence, self.topic_ids)
