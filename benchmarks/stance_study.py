@@ -3,9 +3,9 @@
 Each run is ``rustance train`` with the study's common overrides, the variant's overrides and a seed, then
 ``rustance evaluate`` on dev and on test (both baselines in the same run). Runs that finished before are
 reused, so the study is resumable: rerun the same command after an interruption. The report gives mean ± sd
-over seeds of topic, stance-given-topic, joint and sentiment macro-F1 (dev and test), the test context-slice
-topic recall (test pairs marked ``context_needed``: share whose topic the model detects), training seconds, and
-the exact commands.
+over seeds of topic, stance-given-topic, joint and sentiment macro-F1 (dev and test), the context-slice topic
+recall (pairs marked ``context_needed``: share whose topic the model detects; dev and test), training seconds,
+and the exact commands. Evaluations found in a run's folder are reused too.
 
     python benchmarks/stance_study.py --config configs/e5-small-offline.yaml --seeds 1 2 3 \
         --budget train.epochs=3 --budget model.num_layers=6 --out reports/stance-study.md
@@ -33,6 +33,9 @@ VARIANTS: dict[str, list[str]] = {
 # TF-IDF fusion that `train.tfidf_fusion` fits after training, added by `rustance fuse` to the same weights
 DERIVED: dict[str, tuple[str, list[str]]] = {
     "topic-attention pooling + TF-IDF fusion": ("topic-attention pooling", ["fuse"]),
+    # the same with a TF-IDF part whose topic models also read the previous sentence (train.tfidf_context)
+    "topic-attention pooling + TF-IDF context fusion": ("topic-attention pooling",
+                                                        ["fuse", "--train", "data/stance/train.jsonl", "--tfidf-context"]),
 }
 VARIANTS.update({name: [] for name in DERIVED})
 METRICS = ("topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1")
@@ -115,17 +118,26 @@ def main() -> None:
                 if not (run_dir / "config.json").is_file():  # an interrupted command left at most a partial folder
                     shutil.rmtree(run_dir, ignore_errors=True)
                     seconds += run(train_cmd, log)
+                else:  # made by the same command outside the study: its time is not known here
+                    seconds = float("nan")
             else:
                 seconds = run(train_cmd, log)
             row = {"seed": seed, "train_seconds": round(seconds, 1)}
             for split, cmd in evaluations.items():
-                run(cmd, log)
+                if not (run_dir / f"eval-{split}" / "metrics.json").is_file():  # else evaluated before: reused
+                    run(cmd, log)
                 metrics = json.loads((run_dir / f"eval-{split}" / "metrics.json").read_text())
                 row[split] = {system: metrics["headline"][system] for system in SYSTEMS}
             recall, pairs = context_recall(Path(args.test), run_dir / "eval-test" / "predictions.jsonl", args.corpora)
             row["context_recall"], row["context_pairs"] = recall, pairs
             done.write_text(json.dumps(row, indent=1))
             results.setdefault(name, []).append(row)
+    for name, rows in results.items():  # the dev slice too (computed from each run's dev predictions)
+        for row in rows:
+            if "dev_context_recall" not in row:
+                run_dir = args.runs / f"{slug(name)}-s{row['seed']}"
+                row["dev_context_recall"], row["dev_context_pairs"] = context_recall(
+                    Path(args.dev), run_dir / "eval-dev" / "predictions.jsonl", args.corpora)
     args.out.write_text(render(results, args, commands), encoding="utf-8")
     print(f"wrote {args.out}")
 
@@ -143,18 +155,18 @@ def render(results: dict[str, list[dict]], args, commands: list[str]) -> str:
              "mean ± sd over seeds. Chosen on dev; test reported once.", ""]
     for split in ("dev", "test"):
         lines += [f"## {split}", "", "| variant | topic | stance given topic | joint | sentiment |"
-                  + (" context-slice topic recall |" if split == "test" else "") + " train s |",
-                  "|---|---|---|---|---|" + ("---|" if split == "test" else "") + "---|"]
+                  " context-slice topic recall | train s |", "|---|---|---|---|---|---|---|"]
+        key = "context" if split == "test" else "dev_context"
         for name, rows in results.items():
             cells = [mean_sd([r[split]["model"][m] for r in rows]) for m in METRICS]
-            if split == "test":
-                cells.append(mean_sd([r["context_recall"] for r in rows]) + f" (n={rows[0]['context_pairs']})")
-            cells.append(f"{statistics.mean(r['train_seconds'] for r in rows):.0f}")
+            cells.append(mean_sd([r[key + "_recall"] for r in rows]) + f" (n={rows[0][key + '_pairs']})")
+            known = [r["train_seconds"] for r in rows if r["train_seconds"] == r["train_seconds"]]  # NaN: not measured
+            cells.append(f"{statistics.mean(known):.0f}" + (f" ({len(known)} of {len(rows)} seeds)" if len(known) < len(rows) else "")
+                         if known else "—")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         any_rows = next(iter(results.values()))
         tfidf = [mean_sd([r[split]["TF-IDF + logistic regression"][m] for r in any_rows]) for m in METRICS]
-        lines.append("| TF-IDF + logistic regression (same data) | " + " | ".join(tfidf) + " |"
-                     + (" — |" if split == "test" else "") + " — |")
+        lines.append("| TF-IDF + logistic regression (same data) | " + " | ".join(tfidf) + " | — | — |")
         lines.append("")
     lines += ["## Commands", "", "```", *commands, "```", ""]
     return "\n".join(lines)

@@ -60,7 +60,7 @@ class TrainConfig:
     group_by_length: bool = False  # batch sentences of similar length together (less padding)
     calibrate: bool = True  # fit softmax temperatures of the stance/sentiment heads on dev (saved with the model)
     tfidf_fusion: bool = True  # blend a TF-IDF model fitted on train with the heads, weights chosen on dev (stance)
-    tfidf_context: bool = False  # the TF-IDF part's topic models also read the previous sentence (with tfidf_fusion)
+    tfidf_context: bool = True  # the TF-IDF part's topic models also read the previous sentence (with tfidf_fusion)
     device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU) | cpu | cuda | mps
     bf16: bool = False  # bfloat16 mixed precision (autocast): GPUs with bf16, CPUs with AVX512-BF16/AMX
     fp16: bool = False  # float16 mixed precision (CUDA GPUs)
