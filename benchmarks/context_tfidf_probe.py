@@ -1,11 +1,15 @@
 """Probe (issue 15, one seed): would a TF-IDF part that also reads the previous sentence help the fusion?
 
-The fused model's TF-IDF part reads the sentence alone, which lowers the context-slice topic recall. Here the
+A TF-IDF part that reads the sentence alone lowers the context-slice topic recall of the fusion. Here the
 topic models of a second TF-IDF part also get the previous sentence's n-grams as separate features (stance and
 sentiment unchanged); both parts are blended with the same network (``--network``, an unfused run) by
 ``choose_fusion`` on dev, and dev/test figures plus the context-slice recall of each are printed.
 
     python benchmarks/context_tfidf_probe.py --network RUN --plain FUSED_RUN/tfidf.skops
+
+``--plain`` must be a part that reads the sentence alone: one fused before ``train.tfidf_context`` existed, or by
+``rustance fuse --no-tfidf-context`` (the probe led to that option; ``TfidfBaseline(context=True)`` is the
+built-in form of its second part).
 """
 import argparse
 import time

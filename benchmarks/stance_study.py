@@ -32,7 +32,7 @@ VARIANTS: dict[str, list[str]] = {
 # variants made from another variant's trained runs (same seed) by a command instead of training: here the
 # TF-IDF fusion that `train.tfidf_fusion` fits after training, added by `rustance fuse` to the same weights
 DERIVED: dict[str, tuple[str, list[str]]] = {
-    "topic-attention pooling + TF-IDF fusion": ("topic-attention pooling", ["fuse"]),
+    "topic-attention pooling + TF-IDF fusion": ("topic-attention pooling", ["fuse", "--no-tfidf-context"]),
     # the same with a TF-IDF part whose topic models also read the previous sentence (train.tfidf_context)
     "topic-attention pooling + TF-IDF context fusion": ("topic-attention pooling",
                                                         ["fuse", "--train", "data/stance/train.jsonl", "--tfidf-context"]),

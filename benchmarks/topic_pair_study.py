@@ -202,7 +202,7 @@ def main(argv=None) -> None:
         texts, contexts = [r.text for r in records], [r.context for r in records]
         logits, _ = detector.logits(texts, contexts)
         topic_p, stance_p, sentiment_p = (t.double().numpy() for t in detector.scale(
-            logits, lexical=detector.lexical_probabilities(texts)))
+            logits, lexical=detector.lexical_probabilities(texts, contexts)))
         base = decode_labels(topic_p, stance_p, sentiment_p, topic_ids, detector.thresholds)
         gold = record_labels(records)
         # every pair the systems need a stance for: gold topics (stance given topic) and detected ones (joint)
@@ -268,7 +268,7 @@ def main(argv=None) -> None:
              f"pair encoder chosen on dev stance-given-topic macro-F1: {chosen}.", ""]
     for split in ("dev", "test"):
         lines += [f"## {split}", "", header,
-                  line("detector alone (fused default)", results[split][0.0]),
+                  line(f"detector alone ({Path(args.detector).name})", results[split][0.0]),
                   line("detector topics, pair-encoder stance", results[split][1.0]),
                   line(f"detector topics, blended stance (w = {chosen})", results[split][chosen]), ""]
     lines += ["## Cost (test sentences, same run)", "",

@@ -350,8 +350,9 @@ def fuse(
     corpora: Annotated[Optional[Path], typer.Option(help="where stand-off records resolve")] = None,
     tfidf_context: Annotated[Optional[bool], typer.Option(
         "--tfidf-context/--no-tfidf-context",
-        help="the TF-IDF part's topic models also read the previous sentence, or not (default: train.tfidf_context's "
-             "default; either flag fits a new TF-IDF part)")] = None,
+        help="the TF-IDF part's topic models also read the previous sentence, or not (default: as the model's own "
+             "TF-IDF part or training config, else train.tfidf_context's default; either flag fits a new TF-IDF "
+             "part)")] = None,
 ) -> None:
     """Blend a trained model with TF-IDF (what train.tfidf_fusion does after training): fit TF-IDF + logistic
     regression on the training file, choose each head's weight and the topic thresholds on dev, save to --out."""

@@ -235,3 +235,7 @@ def test_fuse_with_a_context_tfidf_part_blends_what_the_previous_sentence_says(t
     refit = runner.invoke(app, ["fuse", "--model", str(fused), "--out", str(tmp_path / "plain"), "--no-tfidf-context"])
     assert refit.exit_code == 0, refit.output  # either flag fits a new TF-IDF part, here reading the sentence alone
     assert load(tmp_path / "plain").lexical.context is False
+    again = runner.invoke(app, ["fuse", "--model", str(tmp_path / "plain"), "--out", str(tmp_path / "again"),
+                                "--train", str(data)])
+    assert again.exit_code == 0, again.output  # a refit without a flag keeps the model's own choice
+    assert load(tmp_path / "again").lexical.context is False

@@ -107,3 +107,13 @@ def test_a_context_tfidf_part_reads_the_previous_sentence_for_topics_and_survive
     loaded = load_lexical(save_lexical(reading, tmp_path))
     assert loaded.context is True
     np.testing.assert_allclose(loaded.probabilities([text, text], contexts)[0], topic)
+
+
+def test_a_part_saved_before_the_context_option_reads_the_sentence_alone(tmp_path):
+    lexical, texts = _fitted()
+    del lexical.context  # as in tfidf.skops files written before TfidfBaseline(context=...) existed
+    loaded = load_lexical(save_lexical(lexical, tmp_path))
+    assert not hasattr(loaded, "context")
+    with_context = loaded.probabilities(texts[:2], ["Прямое авиасообщение с США.", "Санкции."])
+    for a, b in zip(with_context, loaded.probabilities(texts[:2])):
+        np.testing.assert_allclose(a, b)

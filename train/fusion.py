@@ -114,8 +114,9 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     """Add (or refit) the TF-IDF fusion of a trained stance model and save the result to ``out_dir`` (a new
     folder): the same weights and temperatures, the TF-IDF part fitted on the model's training file (or
     ``train``; a fused model keeps its own unless ``train`` is given), fusion weights and topic thresholds (if the model has any) chosen on its dev file (or ``dev``).
-    ``context``: a new TF-IDF part's topic models also read the previous sentence (default
-    ``train.tfidf_context``'s default); giving it refits the TF-IDF part like ``train``.
+    ``context``: a new TF-IDF part's topic models also read the previous sentence (default: as the model's own
+    TF-IDF part or training configuration did, else ``train.tfidf_context``'s default); giving it refits the
+    TF-IDF part like ``train``.
     Returns the dev metrics of the fused model; a :class:`TrainingError` (nothing written) when the network
     alone is best on dev."""
     import yaml
@@ -139,7 +140,10 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     corpora_dir = corpora_dir or data.get("corpora_dir")
     classifier = Classifier.load(model_dir)
     reuse = classifier.lexical if given_train is None and context is None else None  # a fused model keeps its own
-    context = TrainConfig.tfidf_context if context is None else context
+    if context is None:  # a refit keeps the model's own choice; a model that never had one gets the default
+        context = getattr(classifier.lexical, "context", False) if classifier.lexical is not None else \
+            training.get("train", {}).get("tfidf_context")  # (a part saved before the option read the sentence alone)
+        context = TrainConfig.tfidf_context if context is None else bool(context)
     if reuse is not None:
         log(f"fusion: reusing the TF-IDF part of {model_dir} (pass --train to fit a new one)")
     train_records = load_records(train, classifier.topics, corpora_dir) if reuse is None else []
