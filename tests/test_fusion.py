@@ -232,6 +232,15 @@ def test_fuse_with_a_context_tfidf_part_blends_what_the_previous_sentence_says(t
     expected = blend(classifier.scale(logits), lexical, classifier.fusion, classifier.fusion_temperatures)
     for got, want in zip(classifier.probabilities(texts, contexts), expected):  # what predict and the engines use
         torch.testing.assert_close(got, want)
+    flights_index = [t.id for t in classifier.topics].index("flights")
+    after = {c: classifier.predict_document(f"{c} {texts[0]}")[-1] for c in contexts}  # documents pass contexts too
+    assert [p.text for p in after.values()] == texts
+    for context, prediction in after.items():
+        logits, _ = classifier.logits(texts[:1], [context])
+        want = blend(classifier.scale(logits), classifier.lexical.probabilities(texts[:1], [context]),
+                     classifier.fusion, classifier.fusion_temperatures)[0][0, flights_index]
+        got = next(t.probability for t in prediction.all_topics if t.topic == "flights")
+        assert got == pytest.approx(float(want), abs=1e-5)
     refit = runner.invoke(app, ["fuse", "--model", str(fused), "--out", str(tmp_path / "plain"), "--no-tfidf-context"])
     assert refit.exit_code == 0, refit.output  # either flag fits a new TF-IDF part, here reading the sentence alone
     assert load(tmp_path / "plain").lexical.context is False
