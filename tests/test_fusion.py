@@ -111,7 +111,8 @@ def fused_model(tiny_encoder_dir, tmp_path_factory):
     dev = write_jsonl(folder / "dev.jsonl", toy_records("dv"))
     out = folder / "model"
     sets = [f"model.name={tiny_encoder_dir}", f"data.train={train}", f"data.dev={dev}", f"train.output_dir={out}",
-            *SETTINGS, "train.tfidf_fusion=true"]
+            *SETTINGS, "train.tfidf_fusion=true", "train.group_by_length=true"]  # length-grouped batches (the
+    # offline recipe's): the dev predictions that the fusion step blends must still come back in file order
     result = runner.invoke(app, ["train", *[x for s in sets for x in ("--set", s)]])
     assert result.exit_code == 0, result.output
     assert "fusion: topic weight of the network" in result.output
@@ -248,3 +249,18 @@ def test_fuse_with_a_context_tfidf_part_blends_what_the_previous_sentence_says(t
                                 "--train", str(data)])
     assert again.exit_code == 0, again.output  # a refit without a flag keeps the model's own choice
     assert load(tmp_path / "again").lexical.context is False
+
+
+def test_the_dev_figures_training_saves_are_what_evaluate_finds_on_dev(fused_model, tmp_path):
+    """The fusion step of training blends the dev predictions with the TF-IDF part's dev probabilities record by
+    record; evaluating the saved model on the same dev file must give the same figures (it would not if the
+    Trainer had returned the dev predictions in another order than the file's, as it does for length-grouped
+    evaluation unless told otherwise)."""
+    out, train, dev = fused_model
+    saved = json.loads((out / "dev_metrics.json").read_text())
+    result = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(dev), "--train", str(train),
+                                 "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "eval" / "metrics.json").read_text())["headline"]["model"]
+    for name in ("topic_macro_f1", "stance_macro_f1", "joint_macro_f1", "sentiment_macro_f1"):
+        assert found[name] == pytest.approx(saved[name], abs=1e-6), name

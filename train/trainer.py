@@ -217,6 +217,7 @@ class StanceTask:
         self.tfidf_fusion, self.tfidf_context = config.train.tfidf_fusion, config.train.tfidf_context
         self.train_records, self.dev_texts = train_records, [r.text for r in dev_records]
         self.dev_contexts = [r.context for r in dev_records]
+        self.dev_targets = record_targets(dev_records, self.topics)  # to check the dev predictions' order
         self.inputs = InputBuilder(self.tokenizer, self.model.config.settings)
         self.collator = PadCollator(self.inputs.pad_id, self.label_names)
         _quiet_datasets()
@@ -266,6 +267,12 @@ class StanceTask:
         dev metrics (of the probabilities the saved model will report)."""
         topic_logits, stance_logits, sentiment_logits = prediction.predictions
         presence, stance, sentiment = prediction.label_ids
+        if not all(np.array_equal(np.asarray(got), self.dev_targets[name].numpy())
+                   for name, got in zip(self.label_names, prediction.label_ids)):
+            # the TF-IDF part's dev probabilities are of the records in file order: predictions in any other
+            # order would blend each sentence with another's (the Trainer length-groups evaluation batches too)
+            raise TrainingError("the dev predictions are not in the order of the dev records; cannot fuse or "
+                                "calibrate against them")
         if self.calibrate:
             model.config.temperatures = {"stance": fit_temperature(stance_logits, stance),
                                          "sentiment": fit_temperature(sentiment_logits, sentiment)}
@@ -309,6 +316,15 @@ def _trainer_class():
             self.task, self.head_learning_rate = task, head_learning_rate
             super().__init__(*args, **kwargs)
             self.model_accepts_loss_kwargs = False  # our loss is a mean per batch: let the Trainer scale for GA
+
+        def _get_eval_sampler(self, eval_dataset):
+            """Evaluation in the dataset's order. The ``Trainer`` length-groups evaluation batches as well when
+            ``train_sampling_strategy`` is ``group_by_length`` (``train.group_by_length``), which returns the
+            dev predictions permuted; the task's ``finalize`` pairs them with per-record data (the TF-IDF
+            part's dev probabilities), so they must come back in file order."""
+            if eval_dataset is None or self.args.world_size > 1:
+                return None  # as the Trainer does without length grouping (the launcher shards in order)
+            return torch.utils.data.SequentialSampler(eval_dataset)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = {name: inputs.pop(name) for name in self.task.label_names if name in inputs}
