@@ -8,15 +8,13 @@ sentiment unchanged); both parts are blended with the same network (``--network`
     python benchmarks/context_tfidf_probe.py --network RUN --plain FUSED_RUN/tfidf.skops
 
 ``--plain`` must be a part that reads the sentence alone: one fused before ``train.tfidf_context`` existed, or by
-``rustance fuse --no-tfidf-context`` (the probe led to that option; ``TfidfBaseline(context=True)`` is the
-built-in form of its second part).
+``rustance fuse --no-tfidf-context``. The second part is the built-in ``TfidfBaseline(context=True)`` that the
+probe led to (it had its own copy of it before).
 """
 import argparse
 import time
 
-import numpy as np
 import torch
-from scipy.sparse import hstack
 from rustance import load
 from rustance.labels import load_topics
 from rustance.records import load_records
@@ -26,24 +24,6 @@ from rustance.train.fusion import choose_fusion
 from rustance.train.trainer import record_targets
 from rustance.metrics import decode_labels, headline, score
 from rustance.train.trainer import record_labels
-
-class ContextTfidf(TfidfBaseline):
-    def topic_features(self, texts, contexts):
-        return hstack([self._features(texts), self._features([c or "" for c in contexts])]).tocsr()
-    def fit(self, records):
-        super().fit(records)
-        f = self.topic_features([r.text for r in records], [r.context for r in records])
-        self.ctx_models = {}
-        for t in self.topic_ids:
-            y = np.array([t in r.topics for r in records], dtype=int)
-            self.ctx_models[t] = self._classifier().fit(f, y)
-        return self
-    def probabilities(self, texts, contexts):
-        topic, stance, sentiment = super().probabilities(texts)
-        f = self.topic_features(texts, contexts)
-        for j, t in enumerate(self.topic_ids):
-            topic[:, j] = self.ctx_models[t].predict_proba(f)[:, 1]
-        return topic, stance, sentiment
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--network", required=True, help="an unfused stance model folder")
@@ -63,7 +43,7 @@ for split in ("dev","test"):
 print("network probs done", flush=True)
 plain = load_lexical(args.plain)
 t=time.time(); train=load_records("data/stance/train.jsonl", topics, C)
-ctx = ContextTfidf(topics).fit(train); print("ctx fit", time.time()-t, flush=True)
+ctx = TfidfBaseline(topics, context=True).fit(train); print("ctx fit", time.time()-t, flush=True)
 def decide(split, lexical, w, th):
     """The blend's labels of ``split`` and its context-slice topic recall (share, pairs)."""
     recs, net, _ = data[split]
@@ -80,5 +60,5 @@ def run(name, lexfn):
     pred, recall = decide("test", lex["test"], w, th)
     m = headline(score(record_labels(data["test"][0]), pred, ids))
     print(name, w, "dev", {k:round(v,3) for k,v in devm.items()}, "test", {k:round(v,3) for k,v in m.items()}, "ctx recall", *recall, flush=True)
-run("plain", lambda recs: plain.probabilities([r.text for r in recs]))
+run("plain", lambda recs: plain.probabilities([r.text for r in recs], [r.context for r in recs]))
 run("context", lambda recs: ctx.probabilities([r.text for r in recs],[r.context for r in recs]))

@@ -140,10 +140,10 @@ def fuse_model(model_dir: str | Path, out_dir: str | Path, train: str | None = N
     corpora_dir = corpora_dir or data.get("corpora_dir")
     classifier = Classifier.load(model_dir)
     reuse = classifier.lexical if given_train is None and context is None else None  # a fused model keeps its own
-    if context is None:  # a refit keeps the model's own choice; a model that never had one gets the default
-        context = getattr(classifier.lexical, "context", False) if classifier.lexical is not None else \
-            training.get("train", {}).get("tfidf_context")  # (a part saved before the option read the sentence alone)
-        context = TrainConfig.tfidf_context if context is None else bool(context)
+    if context is None and classifier.lexical is not None:  # a refit keeps the model's own choice
+        context = getattr(classifier.lexical, "context", False)  # parts saved before the option read the sentence alone
+    elif context is None:  # an unfused model: its training configuration's, else the default
+        context = bool(training.get("train", {}).get("tfidf_context", TrainConfig.tfidf_context))
     if reuse is not None:
         log(f"fusion: reusing the TF-IDF part of {model_dir} (pass --train to fit a new one)")
     train_records = load_records(train, classifier.topics, corpora_dir) if reuse is None else []

@@ -217,7 +217,6 @@ class StanceTask:
         self.tfidf_fusion, self.tfidf_context = config.train.tfidf_fusion, config.train.tfidf_context
         self.train_records, self.dev_texts = train_records, [r.text for r in dev_records]
         self.dev_contexts = [r.context for r in dev_records]
-        self.dev_targets = record_targets(dev_records, self.topics)  # to check the dev predictions' order
         self.inputs = InputBuilder(self.tokenizer, self.model.config.settings)
         self.collator = PadCollator(self.inputs.pad_id, self.label_names)
         _quiet_datasets()
@@ -267,7 +266,7 @@ class StanceTask:
         dev metrics (of the probabilities the saved model will report)."""
         topic_logits, stance_logits, sentiment_logits = prediction.predictions
         presence, stance, sentiment = prediction.label_ids
-        if not all(np.array_equal(np.asarray(got), self.dev_targets[name].numpy())
+        if not all(np.array_equal(np.asarray(got), np.asarray(self.eval_dataset[name], dtype=np.asarray(got).dtype))
                    for name, got in zip(self.label_names, prediction.label_ids)):
             # the TF-IDF part's dev probabilities are of the records in file order: predictions in any other
             # order would blend each sentence with another's (the Trainer length-groups evaluation batches too)
